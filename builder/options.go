@@ -1,0 +1,176 @@
+package builder
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"go.podman.io/image/v5/types"
+)
+
+type stepOptions struct {
+	force   bool
+	env     map[string]string
+	secrets []Secret
+	err     error
+}
+
+// StepOption changes any step. ForceBuild is one.
+type StepOption interface {
+	RunOption
+	AddOption
+	applyStep(*stepOptions)
+}
+
+// RunOption changes a RunCommands step.
+type RunOption interface{ applyRun(*stepOptions) }
+
+// AddOption changes an AddLocalFile or AddLocalDir step.
+type AddOption interface{ applyAdd(*addOptions) }
+
+type addOptions struct {
+	stepOptions
+	copy   bool
+	ignore []string
+}
+
+type stepOption func(*stepOptions)
+
+func (f stepOption) applyStep(o *stepOptions) { f(o) }
+func (f stepOption) applyRun(o *stepOptions)  { f(o) }
+func (f stepOption) applyAdd(o *addOptions)   { f(&o.stepOptions) }
+
+type runOption func(*stepOptions)
+
+func (f runOption) applyRun(o *stepOptions) { f(o) }
+
+type addOption func(*addOptions)
+
+func (f addOption) applyAdd(o *addOptions) { f(o) }
+
+func applyStep(o *stepOptions, opts []StepOption) {
+	for _, op := range opts {
+		op.applyStep(o)
+	}
+}
+
+// ForceBuild runs the step even when its cache entry exists, and with it
+// every later step. Default: off. STRATA_FORCE_BUILD=1 turns it on for every
+// step.
+func ForceBuild() StepOption { return stepOption(func(o *stepOptions) { o.force = true }) }
+
+// WithEnv sets environment variables for this RunCommands step only; they
+// are not written to the image config. They are part of the cache key.
+func WithEnv(vars map[string]string) RunOption {
+	return runOption(func(o *stepOptions) {
+		if o.env == nil {
+			o.env = map[string]string{}
+		}
+		for k, v := range vars {
+			if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsAny(v, "\x00") {
+				o.err = fmt.Errorf("WithEnv: bad variable %q", k)
+				continue
+			}
+			o.env[k] = v
+		}
+	})
+}
+
+// WithSecrets exposes secrets to this RunCommands step only, as environment
+// variables. Their names enter the cache key; their values never enter a key,
+// a layer, the image config or a log line (output that contains a value is
+// redacted).
+func WithSecrets(secrets ...Secret) RunOption {
+	return runOption(func(o *stepOptions) {
+		for _, s := range secrets {
+			if s.err != nil {
+				o.err = s.err
+			}
+		}
+		o.secrets = append(o.secrets, secrets...)
+	})
+}
+
+// Copy makes an AddLocalFile or AddLocalDir a normal build step, so later
+// steps see the files. Default: off (files are added after every build step).
+func Copy() AddOption { return addOption(func(o *addOptions) { o.copy = true }) }
+
+// Ignore excludes files from AddLocalDir with dockerignore patterns relative
+// to the local directory ("**" spans directories, "!" re-includes, a leading
+// "/" is the directory's root). Default: nothing is excluded.
+func Ignore(patterns ...string) AddOption {
+	return addOption(func(o *addOptions) { o.ignore = append(o.ignore, patterns...) })
+}
+
+// Secret is a named set of environment variables whose values are kept out
+// of every layer, config, key, log and error.
+type Secret struct {
+	name string
+	env  map[string]string
+	err  error
+}
+
+// SecretFromMap returns a secret holding vars.
+func SecretFromMap(name string, vars map[string]string) Secret {
+	return Secret{name: name, env: copyMap(vars)}
+}
+
+// SecretFromEnv returns a secret holding the named variables of the calling
+// process's environment. A variable that is not set is an error at Build.
+func SecretFromEnv(names ...string) Secret {
+	s := Secret{name: "env", env: map[string]string{}}
+	for _, n := range names {
+		v, ok := os.LookupEnv(n)
+		if !ok {
+			s.err = fmt.Errorf("secret variable %s is not set in the environment", n)
+			continue
+		}
+		s.env[n] = v
+	}
+	sort.Strings(names)
+	return s
+}
+
+// Name returns the secret's name.
+func (s Secret) Name() string { return s.name }
+
+func (s Secret) keys() []string {
+	ks := make([]string, 0, len(s.env))
+	for k := range s.env {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// BaseOption changes how a registry base is pulled.
+type BaseOption interface{ applyBase(*baseOptions) }
+
+type baseOptions struct {
+	auth *types.DockerAuthConfig
+	err  error
+}
+
+type baseOption func(*baseOptions)
+
+func (f baseOption) applyBase(o *baseOptions) { f(o) }
+
+// WithRegistryAuth pulls with the credentials in secret, read from its
+// REGISTRY_USERNAME and REGISTRY_PASSWORD variables (as Modal's
+// from_registry does). Default: credentials from auth.json.
+func WithRegistryAuth(secret Secret) BaseOption {
+	return baseOption(func(o *baseOptions) {
+		if secret.err != nil {
+			o.err = secret.err
+			return
+		}
+		u, p := secret.env["REGISTRY_USERNAME"], secret.env["REGISTRY_PASSWORD"]
+		if u == "" || p == "" {
+			o.err = errors.New("registry secret needs REGISTRY_USERNAME and REGISTRY_PASSWORD")
+			return
+		}
+		o.auth = &types.DockerAuthConfig{Username: u, Password: p}
+	})
+}

@@ -1,0 +1,221 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/stratabuild/strata/layers"
+	"github.com/stratabuild/strata/mount"
+	"github.com/stratabuild/strata/runners"
+)
+
+// EnvForceBuild names the variable that, set to "1" or "true", forces every
+// step to run (Modal's MODAL_FORCE_BUILD).
+const EnvForceBuild = "STRATA_FORCE_BUILD"
+
+var defaultShell = []string{"/bin/sh", "-c"}
+
+// Plan is an image definition lowered to the ordered steps a build runs,
+// each with its cache key. Making a plan runs nothing: it resolves the base
+// to a digest and reads local inputs.
+type Plan struct {
+	// Steps start with the base (Index 0). Local files added without Copy()
+	// come last, in the order they were added.
+	Steps []PlannedStep
+}
+
+// PlannedStep is one step of a Plan.
+type PlannedStep struct {
+	// Index is the step's position in the chain as written (0 = base).
+	Index int
+	// Method is the chain method that made the step, e.g. "RunCommands".
+	Method string
+	// Description is a short readable summary of the step's arguments.
+	Description string
+	// Key is the step's cache key.
+	Key layers.Key
+	// Spec is what Key digests (besides the parent key).
+	Spec layers.Spec
+	// Force is set when the step runs even on a cache hit.
+	Force bool
+
+	base    *runners.Base
+	run     runners.Step
+	secrets []Secret
+}
+
+// Name returns "step N (Method)", the form used in errors and progress.
+func (s PlannedStep) Name() string { return fmt.Sprintf("step %d (%s)", s.Index, s.Method) }
+
+// Plan lowers the image to a Plan without building. FromID bases need an
+// open session: use Session.Plan for them.
+func (i Image) Plan(ctx context.Context) (*Plan, error) {
+	return plan(ctx, i, &runners.Resolver{})
+}
+
+func plan(ctx context.Context, img Image, res *runners.Resolver) (*Plan, error) {
+	leaf := img.root()
+	if leaf.err != nil {
+		return nil, leaf.err
+	}
+	var nodes []*node
+	for n := leaf; n != nil; n = n.parent {
+		nodes = append(nodes, n)
+	}
+	// nodes[len-1] is the root; put build steps first, then non-copy adds.
+	var build, late []*node
+	for k := len(nodes) - 2; k >= 0; k-- {
+		s := nodes[k].step
+		if s.kind == layers.KindAdd && !s.copy {
+			late = append(late, nodes[k])
+		} else {
+			build = append(build, nodes[k])
+		}
+	}
+	forceAll := envForce()
+	root := nodes[len(nodes)-1]
+
+	p := &Plan{}
+	d, err := res.Resolve(ctx, root.base.src)
+	if err != nil {
+		return nil, fmt.Errorf("step 0 (%s): %w", root.base.method, err)
+	}
+	bs := PlannedStep{
+		Index:       0,
+		Method:      root.base.method,
+		Description: baseDescription(root.base.src, d),
+		Spec:        layers.Spec{Kind: layers.KindBase, Args: []string{d}},
+		Force:       forceAll && root.base.src.Kind != runners.BaseScratch,
+	}
+	b := root.base.src
+	bs.base = &b
+	if bs.Key, err = layers.Compute("", bs.Spec); err != nil {
+		return nil, err
+	}
+	p.Steps = append(p.Steps, bs)
+	parent := bs.Key
+	for _, n := range append(build, late...) {
+		ps, err := lower(n)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ps.Name(), err)
+		}
+		ps.Force = ps.Force || forceAll
+		if ps.Key, err = layers.Compute(parent, ps.Spec); err != nil {
+			return nil, err
+		}
+		parent = ps.Key
+		p.Steps = append(p.Steps, ps)
+	}
+	return p, nil
+}
+
+func envForce() bool {
+	v := strings.ToLower(os.Getenv(EnvForceBuild))
+	return v == "1" || v == "true" || v == "yes"
+}
+
+// lower turns one chain step into its spec and runner step.
+func lower(n *node) (PlannedStep, error) {
+	s := n.step
+	ps := PlannedStep{Index: n.index, Method: s.method, Force: s.opts.force, secrets: s.opts.secrets}
+	ps.run.Name = ps.Name()
+	spec := layers.Spec{Kind: s.kind}
+	switch s.kind {
+	case layers.KindRun:
+		shell := s.shell
+		if len(shell) == 0 {
+			shell = defaultShell
+		}
+		spec.Args = s.args
+		spec.Env = s.env
+		spec.Shell = shell
+		for _, sec := range s.opts.secrets {
+			for _, k := range sec.keys() {
+				spec.Secrets = append(spec.Secrets, sec.name+"/"+k)
+			}
+		}
+		sort.Strings(spec.Secrets)
+		ps.run.Commands = s.args
+		ps.run.Shell = shell
+		for _, k := range sortedKeys(s.env) {
+			ps.run.RunEnv = append(ps.run.RunEnv, k+"="+s.env[k])
+		}
+		ps.Description = strings.Join(s.args, " && ")
+	case layers.KindEnv:
+		spec.Env = s.env
+		ps.run.Config.Env = s.env
+		var kv []string
+		for _, k := range sortedKeys(s.env) {
+			kv = append(kv, k+"="+s.env[k])
+		}
+		ps.Description = strings.Join(kv, " ")
+	case layers.KindWorkdir:
+		spec.Args = s.args
+		ps.run.Config.Workdir = &s.args[0]
+		ps.Description = s.args[0]
+	case layers.KindEntrypoint:
+		spec.Args = s.args
+		ps.run.Config.Entrypoint = &s.args
+		ps.Description = fmt.Sprintf("%q", s.args)
+	case layers.KindCmd:
+		spec.Args = s.args
+		ps.run.Config.Cmd = &s.args
+		ps.Description = fmt.Sprintf("%q", s.args)
+	case layers.KindAdd:
+		src, err := filepath.Abs(s.src)
+		if err != nil {
+			return ps, fmt.Errorf("local path %s: %w", s.src, err)
+		}
+		st, err := os.Stat(src)
+		if err != nil {
+			return ps, fmt.Errorf("local path %s: %w", s.src, err)
+		}
+		if s.dir && !st.IsDir() {
+			return ps, fmt.Errorf("local path %s is not a directory (use AddLocalFile)", s.src)
+		}
+		if !s.dir && st.IsDir() {
+			return ps, fmt.Errorf("local path %s is a directory (use AddLocalDir)", s.src)
+		}
+		tree, err := mount.Walk(src, s.ignore)
+		if err != nil {
+			return ps, err
+		}
+		kind := "file"
+		if s.dir {
+			kind = "dir"
+		}
+		spec.Args = s.args
+		spec.Ignore = s.ignore
+		spec.Inputs = []layers.Input{{Name: "src", Digest: tree.Digest}}
+		spec.Options = map[string]string{"source": kind}
+		ps.run.Copies = []runners.Copy{{Src: src, Dest: s.args[0], Excludes: s.ignore}}
+		ps.Description = s.src + " -> " + s.args[0]
+	default:
+		return ps, fmt.Errorf("unknown step kind %q", s.kind)
+	}
+	ps.Spec = spec
+	return ps, nil
+}
+
+func baseDescription(b runners.Base, digest string) string {
+	switch b.Kind {
+	case runners.BaseScratch:
+		return "scratch"
+	case runners.BaseRegistry:
+		return b.Ref + "@" + digest
+	}
+	return b.Ref
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,295 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/stratabuild/strata/layers"
+	"github.com/stratabuild/strata/runners"
+)
+
+// InitReexec must be called first thing in main by any program that builds;
+// when it returns true, main must return at once. See the package doc.
+func InitReexec() bool { return runners.InitReexec() }
+
+// ErrNoReexec is returned by Open when InitReexec was not called first.
+var ErrNoReexec = runners.ErrNoReexec
+
+// StepError reports a step whose command failed: the step, the command, its
+// exit code and the last lines of its output. Reach it with errors.As.
+type StepError = runners.StepError
+
+// Option configures a Session.
+type Option interface{ applySession(*sessionOptions) }
+
+type sessionOptions struct {
+	cfg   runners.Config
+	cache layers.Cache
+}
+
+type sessionOption func(*sessionOptions)
+
+func (f sessionOption) applySession(o *sessionOptions) { f(o) }
+
+// WithStore puts the image store at graphRoot, with run-time state in
+// runRoot. Default: the user's containers/storage defaults
+// (~/.local/share/containers/storage for an ordinary user).
+func WithStore(graphRoot, runRoot string) Option {
+	return sessionOption(func(o *sessionOptions) { o.cfg.GraphRoot, o.cfg.RunRoot = graphRoot, runRoot })
+}
+
+// WithStorageDriver picks the storage driver. Default: native overlay, or
+// vfs where overlay cannot be used.
+func WithStorageDriver(driver string) Option {
+	return sessionOption(func(o *sessionOptions) { o.cfg.Driver = driver })
+}
+
+// WithRuntime picks the OCI runtime binary. Default: runc from PATH.
+func WithRuntime(path string) Option {
+	return sessionOption(func(o *sessionOptions) { o.cfg.Runtime = path })
+}
+
+// WithInsecureRegistries allows plain HTTP and unverified TLS for registry
+// pulls and pushes. Default: off.
+func WithInsecureRegistries() Option {
+	return sessionOption(func(o *sessionOptions) { o.cfg.Insecure = true })
+}
+
+// WithCache replaces the layer cache. Default: entries kept as image names in
+// the store (layers.NewStoreCache), so a lookup never scans images.
+func WithCache(c layers.Cache) Option {
+	return sessionOption(func(o *sessionOptions) { o.cache = c })
+}
+
+// Session is an open store with its settings. Open it once and build many
+// images with it, from several goroutines at once if you like.
+type Session struct {
+	rt       *runners.Runtime
+	cache    layers.Cache
+	resolver *runners.Resolver
+}
+
+// Open opens a session. It fails with ErrNoReexec when InitReexec was not
+// called at the start of main.
+func Open(ctx context.Context, opts ...Option) (*Session, error) {
+	var so sessionOptions
+	for _, o := range opts {
+		o.applySession(&so)
+	}
+	rt, err := runners.Open(so.cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := so.cache
+	if c == nil {
+		c = layers.NewStoreCache(rt.Store())
+	}
+	return &Session{
+		rt:       rt,
+		cache:    c,
+		resolver: &runners.Resolver{Store: rt.Store(), SystemContext: rt.SystemContext()},
+	}, nil
+}
+
+// Close releases the store. Builds must have returned.
+func (s *Session) Close() error { return s.rt.Close() }
+
+// Plan lowers img to a Plan without building.
+func (s *Session) Plan(ctx context.Context, img Image) (*Plan, error) {
+	return plan(ctx, img, s.resolver)
+}
+
+// BuildOption configures one Build.
+type BuildOption interface{ applyBuild(*buildOptions) }
+
+type buildOptions struct {
+	tags    []string
+	exports []string
+	output  io.Writer
+	session []Option
+}
+
+type buildOption func(*buildOptions)
+
+func (f buildOption) applyBuild(o *buildOptions) { f(o) }
+
+// WithTag names the final image in the store ("app" is stored as
+// "localhost/app:latest"). Default: no name. A failed build tags nothing.
+func WithTag(name string) BuildOption {
+	return buildOption(func(o *buildOptions) { o.tags = append(o.tags, name) })
+}
+
+// ExportTo writes the final image to dest after a successful build:
+// "oci:DIR[:TAG]" (an OCI layout directory) or "oci-archive:FILE", or
+// "docker-archive:FILE". Default: no export.
+func ExportTo(dest string) BuildOption {
+	return buildOption(func(o *buildOptions) { o.exports = append(o.exports, dest) })
+}
+
+// WithOutput streams progress lines and each step's command output, prefixed
+// with the step's name, to w. Default: nothing is printed.
+func WithOutput(w io.Writer) BuildOption {
+	return buildOption(func(o *buildOptions) { o.output = w })
+}
+
+// WithSession passes session options to the package-level Build, which
+// opens its own session. Session.Build ignores it.
+func WithSession(opts ...Option) BuildOption {
+	return buildOption(func(o *buildOptions) { o.session = append(o.session, opts...) })
+}
+
+// Result describes a finished build.
+type Result struct {
+	// ImageID is the final image's ID in the store.
+	ImageID string
+	// ManifestDigest is the digest of its manifest in the store.
+	ManifestDigest string
+	// Tags are the store names given with WithTag.
+	Tags []string
+	// Steps in the order they were built (base first).
+	Steps []StepResult
+}
+
+// StepResult describes one step of a finished build.
+type StepResult struct {
+	Index       int
+	Method      string
+	Description string
+	Key         layers.Key
+	// Cached is true when the step's result came from the cache and no
+	// working container was created for it.
+	Cached   bool
+	ImageID  string
+	Duration time.Duration
+}
+
+// Build opens a session with the WithSession options, builds img and closes
+// the session.
+func Build(ctx context.Context, img Image, opts ...BuildOption) (*Result, error) {
+	var bo buildOptions
+	for _, o := range opts {
+		o.applyBuild(&bo)
+	}
+	s, err := Open(ctx, bo.session...)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.Build(ctx, img, opts...)
+	if cerr := s.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return res, err
+}
+
+// Build builds img: each step whose cache entry exists is taken from the
+// cache (no container is created), every other step runs in a new working
+// container and is committed and recorded. A failed build records nothing
+// for the failed step, tags nothing and leaves no working container.
+func (s *Session) Build(ctx context.Context, img Image, opts ...BuildOption) (*Result, error) {
+	var bo buildOptions
+	for _, o := range opts {
+		o.applyBuild(&bo)
+	}
+	var tags []string
+	for _, t := range bo.tags {
+		n, err := runners.NormalizeTag(t)
+		if err != nil {
+			return nil, err
+		}
+		tags = append(tags, n)
+	}
+	p, err := s.Plan(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	pr := newProgress(bo.output, len(p.Steps))
+	res := &Result{}
+	parentID := ""
+	forced := false
+	for _, st := range p.Steps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		forced = forced || st.Force
+		var id string
+		cached := false
+		if st.base != nil && st.base.Kind == runners.BaseScratch {
+			cached = true // nothing to import or record
+		} else if !forced {
+			e, err := s.cache.Get(ctx, st.Key)
+			switch {
+			case err == nil:
+				id, cached = e.ImageID, true
+			case !errors.Is(err, layers.ErrNotFound):
+				return nil, fmt.Errorf("%s: %w", st.Name(), err)
+			}
+		}
+		if !cached {
+			pr.start(st)
+			if st.base != nil {
+				id, err = s.rt.ImportBase(ctx, *st.base, st.Spec.Args[0], pr.stepWriter(st, nil))
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", st.Name(), err)
+				}
+			} else {
+				rs := st.run
+				red := redactorFor(st.secrets)
+				rs.Output = pr.stepWriter(st, red)
+				for _, sec := range st.secrets {
+					for _, k := range sec.keys() {
+						rs.RunEnv = append(rs.RunEnv, k+"="+sec.env[k])
+					}
+				}
+				id, err = s.rt.Execute(ctx, parentID, rs)
+				if err != nil {
+					return nil, red.err(err)
+				}
+			}
+			if id != "" {
+				if err := s.cache.Put(ctx, st.Key, layers.Entry{ImageID: id}); err != nil {
+					return nil, fmt.Errorf("%s: %w", st.Name(), err)
+				}
+			}
+			// Whatever ran invalidates what follows: later keys may be
+			// unchanged (ForceBuild), but their parent is new.
+			forced = true
+		}
+		d := time.Since(start)
+		pr.done(st, cached, d)
+		res.Steps = append(res.Steps, StepResult{
+			Index: st.Index, Method: st.Method, Description: st.Description,
+			Key: st.Key, Cached: cached, ImageID: id, Duration: d,
+		})
+		parentID = id
+	}
+	if parentID == "" {
+		// A bare scratch image: commit an empty image so there is something to
+		// tag and export.
+		id, err := s.rt.Execute(ctx, "", runners.Step{Name: "step 0 (Scratch)"})
+		if err != nil {
+			return nil, err
+		}
+		parentID = id
+	}
+	res.ImageID = parentID
+	if res.ManifestDigest, err = s.rt.ManifestDigest(parentID); err != nil {
+		return nil, err
+	}
+	for _, t := range tags {
+		if err := s.rt.Tag(parentID, t); err != nil {
+			return nil, err
+		}
+	}
+	res.Tags = tags
+	for _, dest := range bo.exports {
+		if _, err := s.rt.Export(ctx, parentID, dest, nil); err != nil {
+			return nil, err
+		}
+		pr.printf("exported to %s\n", dest)
+	}
+	return res, nil
+}

@@ -1,0 +1,5 @@
+#!/bin/sh
+set -e
+test -f /app/run.sh
+test -f /data/marker
+echo check ok

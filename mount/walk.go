@@ -1,0 +1,157 @@
+package mount
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// Entry is one file, directory or symlink of a walked source.
+type Entry struct {
+	// Path is slash-separated and relative to the source root ("." for the
+	// root directory itself; the base name for a single-file source).
+	Path string `json:"path"`
+	// Type is "file", "dir", "symlink", or "other".
+	Type string `json:"type"`
+	// Mode holds the permission bits plus setuid/setgid/sticky.
+	Mode uint32 `json:"mode"`
+	// Target is a symlink's target.
+	Target string `json:"target,omitempty"`
+	// Digest is a regular file's content digest.
+	Digest string `json:"digest,omitempty"`
+	// Size is a regular file's size in bytes.
+	Size int64 `json:"size,omitempty"`
+}
+
+// Tree is the result of walking a source.
+type Tree struct {
+	// Entries in sorted path order.
+	Entries []Entry
+	// Digest covers all entries; see the package doc.
+	Digest string
+}
+
+// Walk reads the file or directory at src and returns its entries that the
+// patterns do not ignore, with content digests. src must exist.
+func Walk(src string, patterns []string) (*Tree, error) {
+	m, err := NewMatcher(patterns)
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Lstat(src)
+	if err != nil {
+		return nil, fmt.Errorf("local input: %w", err)
+	}
+	var entries []Entry
+	if !st.IsDir() {
+		e, err := entryFor(src, filepath.Base(src), st)
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, e)
+	} else {
+		err = filepath.WalkDir(src, func(p string, d fs.DirEntry, werr error) error {
+			if werr != nil {
+				return fmt.Errorf("reading %s: %w", p, werr)
+			}
+			rel, err := filepath.Rel(src, p)
+			if err != nil {
+				return err
+			}
+			rel = filepath.ToSlash(rel)
+			if rel != "." {
+				ign, err := m.Ignored(rel)
+				if err != nil {
+					return fmt.Errorf("matching %s: %w", rel, err)
+				}
+				if ign {
+					if d.IsDir() && !m.hasExclusions() {
+						return filepath.SkipDir
+					}
+					return nil
+				}
+			}
+			info, err := d.Info()
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", p, err)
+			}
+			e, err := entryFor(p, rel, info)
+			if err != nil {
+				return err
+			}
+			entries = append(entries, e)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Path < entries[j].Path })
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	for _, e := range entries {
+		if err := enc.Encode(e); err != nil {
+			return nil, err
+		}
+	}
+	return &Tree{Entries: entries, Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+func (m *Matcher) hasExclusions() bool { return m != nil && m.pm.Exclusions() }
+
+func entryFor(p, rel string, info fs.FileInfo) (Entry, error) {
+	e := Entry{Path: rel, Mode: uint32(info.Mode().Perm())}
+	if info.Mode()&fs.ModeSetuid != 0 {
+		e.Mode |= 0o4000
+	}
+	if info.Mode()&fs.ModeSetgid != 0 {
+		e.Mode |= 0o2000
+	}
+	if info.Mode()&fs.ModeSticky != 0 {
+		e.Mode |= 0o1000
+	}
+	switch {
+	case info.Mode().IsRegular():
+		e.Type = "file"
+		e.Size = info.Size()
+		d, err := fileDigest(p)
+		if err != nil {
+			return Entry{}, err
+		}
+		e.Digest = d
+	case info.IsDir():
+		e.Type = "dir"
+	case info.Mode()&fs.ModeSymlink != 0:
+		e.Type = "symlink"
+		t, err := os.Readlink(p)
+		if err != nil {
+			return Entry{}, fmt.Errorf("reading link %s: %w", p, err)
+		}
+		e.Target = t
+	default:
+		e.Type = "other"
+	}
+	return e, nil
+}
+
+func fileDigest(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", p, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("reading %s: %w", p, err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// FileDigest returns the SHA-256 of the file at p, as "sha256:<hex>".
+func FileDigest(p string) (string, error) { return fileDigest(p) }

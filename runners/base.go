@@ -1,0 +1,293 @@
+package runners
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"go.podman.io/buildah"
+	"go.podman.io/buildah/define"
+	"go.podman.io/image/v5/docker"
+	"go.podman.io/image/v5/docker/reference"
+	"go.podman.io/image/v5/manifest"
+	"go.podman.io/image/v5/pkg/compression"
+	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
+
+	"github.com/stratabuild/strata/mount"
+)
+
+// BaseKind says where a base image comes from.
+type BaseKind string
+
+// Base kinds.
+const (
+	BaseScratch   BaseKind = "scratch"
+	BaseRegistry  BaseKind = "registry"
+	BaseArchive   BaseKind = "archive"
+	BaseOCILayout BaseKind = "oci-layout"
+	BaseID        BaseKind = "id"
+)
+
+// Base names a base image.
+type Base struct {
+	Kind BaseKind
+	// Ref is the registry reference, archive path, layout directory
+	// (optionally "dir:tag") or image ID.
+	Ref string
+	// Auth, when set, is used for registry pulls instead of auth.json.
+	Auth *types.DockerAuthConfig
+}
+
+// Resolver turns bases into content digests, remembering archive digests by
+// (path, size, mtime) so that an unchanged archive is hashed once per Resolver.
+type Resolver struct {
+	// Store is used for BaseID; may be nil.
+	Store storage.Store
+	// SystemContext is used for registry lookups; may be nil.
+	SystemContext *types.SystemContext
+
+	mu   sync.Mutex
+	memo map[string]string
+}
+
+// Resolve returns the content digest that identifies b: the manifest digest
+// for registry and OCI-layout bases, the SHA-256 of the file for archives, the
+// image ID for BaseID, and "scratch" for scratch.
+func (r *Resolver) Resolve(ctx context.Context, b Base) (string, error) {
+	switch b.Kind {
+	case BaseScratch:
+		return "scratch", nil
+	case BaseArchive:
+		return r.archiveDigest(b.Ref)
+	case BaseOCILayout:
+		return layoutDigest(b.Ref)
+	case BaseID:
+		if r.Store == nil {
+			return "", errors.New("FromID needs an open session (use Session.Plan or Session.Build)")
+		}
+		img, err := r.Store.Image(b.Ref)
+		if err != nil {
+			return "", fmt.Errorf("image %q not found in the store: %w", b.Ref, err)
+		}
+		return "sha256:" + img.ID, nil
+	case BaseRegistry:
+		return r.registryDigest(ctx, b)
+	}
+	return "", fmt.Errorf("unknown base kind %q", b.Kind)
+}
+
+func (r *Resolver) archiveDigest(p string) (string, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("base archive: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", fmt.Errorf("base archive %s is not a regular file", p)
+	}
+	abs, _ := filepath.Abs(p)
+	memoKey := fmt.Sprintf("%s\x00%d\x00%d", abs, st.Size(), st.ModTime().UnixNano())
+	r.mu.Lock()
+	d, ok := r.memo[memoKey]
+	r.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	d, err = mount.FileDigest(p)
+	if err != nil {
+		return "", fmt.Errorf("base archive: %w", err)
+	}
+	r.mu.Lock()
+	if r.memo == nil {
+		r.memo = map[string]string{}
+	}
+	r.memo[memoKey] = d
+	r.mu.Unlock()
+	return d, nil
+}
+
+// ParseRegistryRef validates a registry reference and returns it normalized
+// (docker.io/library/ added to short names, ":latest" when no tag or digest).
+func ParseRegistryRef(ref string) (reference.Named, error) {
+	ref = strings.TrimPrefix(ref, "docker://")
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return nil, fmt.Errorf("bad image reference %q: %w", ref, err)
+	}
+	return reference.TagNameOnly(named), nil
+}
+
+func (r *Resolver) registryDigest(ctx context.Context, b Base) (string, error) {
+	named, err := ParseRegistryRef(b.Ref)
+	if err != nil {
+		return "", err
+	}
+	if c, ok := named.(reference.Canonical); ok {
+		return c.Digest().String(), nil
+	}
+	iref, err := docker.NewReference(named)
+	if err != nil {
+		return "", fmt.Errorf("bad image reference %q: %w", b.Ref, err)
+	}
+	sc := r.sysCtx(b)
+	src, err := iref.NewImageSource(ctx, sc)
+	if err != nil {
+		return "", fmt.Errorf("resolving %s: %w", named, err)
+	}
+	defer src.Close()
+	mb, _, err := src.GetManifest(ctx, nil)
+	if err != nil {
+		return "", fmt.Errorf("resolving %s: %w", named, err)
+	}
+	d, err := manifest.Digest(mb)
+	if err != nil {
+		return "", fmt.Errorf("resolving %s: %w", named, err)
+	}
+	return d.String(), nil
+}
+
+func (r *Resolver) sysCtx(b Base) *types.SystemContext {
+	sc := &types.SystemContext{}
+	if r.SystemContext != nil {
+		c := *r.SystemContext
+		sc = &c
+	}
+	if b.Auth != nil {
+		sc.DockerAuthConfig = b.Auth
+	}
+	return sc
+}
+
+// layoutDigest reads an OCI layout's index.json and returns the digest of the
+// manifest named by "dir:tag", or of the only manifest when no tag is given.
+func layoutDigest(ref string) (string, error) {
+	dir, tag := splitLayoutRef(ref)
+	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		return "", fmt.Errorf("OCI layout %s: %w", dir, err)
+	}
+	var idx struct {
+		Manifests []struct {
+			Digest      string            `json:"digest"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"manifests"`
+	}
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return "", fmt.Errorf("OCI layout %s: index.json: %w", dir, err)
+	}
+	var found []string
+	for _, m := range idx.Manifests {
+		if tag == "" || m.Annotations["org.opencontainers.image.ref.name"] == tag {
+			found = append(found, m.Digest)
+		}
+	}
+	switch {
+	case len(found) == 1:
+		return found[0], nil
+	case len(found) == 0 && tag != "":
+		return "", fmt.Errorf("OCI layout %s has no image tagged %q", dir, tag)
+	case len(found) == 0:
+		return "", fmt.Errorf("OCI layout %s holds no image", dir)
+	}
+	return "", fmt.Errorf("OCI layout %s holds %d images: name one as %s:<tag>", dir, len(found), dir)
+}
+
+func splitLayoutRef(ref string) (dir, tag string) {
+	if i := strings.LastIndex(ref, ":"); i > 0 && !strings.Contains(ref[i:], "/") {
+		if _, err := os.Stat(ref); err != nil {
+			return ref[:i], ref[i+1:]
+		}
+	}
+	return ref, ""
+}
+
+// ImportBase makes b available in the store and returns its image ID. For a
+// registry base, digest pins the pull to the resolved manifest.
+func (r *Runtime) ImportBase(ctx context.Context, b Base, digest string, report io.Writer) (string, error) {
+	var name string
+	switch b.Kind {
+	case BaseScratch:
+		return "", nil
+	case BaseID:
+		img, err := r.store.Image(b.Ref)
+		if err != nil {
+			return "", fmt.Errorf("image %q not found in the store: %w", b.Ref, err)
+		}
+		return img.ID, nil
+	case BaseRegistry:
+		named, err := ParseRegistryRef(b.Ref)
+		if err != nil {
+			return "", err
+		}
+		name = "docker://" + reference.TrimNamed(named).String() + "@" + digest
+	case BaseOCILayout:
+		name = "oci:" + b.Ref
+	case BaseArchive:
+		t, err := archiveTransport(b.Ref)
+		if err != nil {
+			return "", err
+		}
+		name = t + ":" + b.Ref
+	default:
+		return "", fmt.Errorf("unknown base kind %q", b.Kind)
+	}
+	sc := r.SystemContext()
+	if b.Auth != nil {
+		sc.DockerAuthConfig = b.Auth
+	}
+	if report == nil {
+		report = io.Discard
+	}
+	id, err := buildah.Pull(ctx, name, buildah.PullOptions{
+		Store:               r.store,
+		SystemContext:       sc,
+		SignaturePolicyPath: r.policyPath,
+		ReportWriter:        report,
+		PullPolicy:          define.PullAlways,
+		MaxRetries:          2,
+	})
+	if err != nil {
+		return "", fmt.Errorf("importing base %s: %w", redactRef(name), err)
+	}
+	return id, nil
+}
+
+func redactRef(s string) string { return s }
+
+// archiveTransport tells an oci-archive or docker-archive from a plain
+// (optionally compressed) rootfs tarball by the files the archive holds.
+func archiveTransport(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("base archive: %w", err)
+	}
+	defer f.Close()
+	rd, _, err := compression.AutoDecompress(f)
+	if err != nil {
+		return "", fmt.Errorf("base archive %s: %w", p, err)
+	}
+	defer rd.Close()
+	tr := tar.NewReader(rd)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return "tarball", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("base archive %s is not a tar archive: %w", p, err)
+		}
+		switch strings.TrimPrefix(h.Name, "./") {
+		case "oci-layout":
+			return "oci-archive", nil
+		case "manifest.json":
+			return "docker-archive", nil
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package runners
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"go.podman.io/buildah"
+	"go.podman.io/buildah/define"
+	"go.podman.io/image/v5/docker/reference"
+	"go.podman.io/image/v5/transports/alltransports"
+)
+
+// Export writes the image imageID to dest, a containers/image reference such
+// as "oci:/path/layout:tag", "oci-archive:/path/img.tar" or
+// "docker-archive:/path/img.tar". It returns the manifest digest written.
+func (r *Runtime) Export(ctx context.Context, imageID, dest string, report io.Writer) (string, error) {
+	ref, err := alltransports.ParseImageName(dest)
+	if err != nil {
+		return "", fmt.Errorf("export destination %q: %w (use oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE)", dest, err)
+	}
+	if report == nil {
+		report = io.Discard
+	}
+	mt := define.OCIv1ImageManifest
+	if strings.HasPrefix(dest, "docker-archive:") {
+		mt = define.Dockerv2ImageManifest
+	}
+	_, d, err := buildah.Push(ctx, imageID, ref, buildah.PushOptions{
+		Store:               r.store,
+		SystemContext:       r.SystemContext(),
+		SignaturePolicyPath: r.policyPath,
+		ReportWriter:        report,
+		ManifestType:        mt,
+	})
+	if err != nil {
+		return "", fmt.Errorf("exporting to %s: %w", dest, err)
+	}
+	return d.String(), nil
+}
+
+// NormalizeTag turns a user's tag into a store name: "app" becomes
+// "localhost/app:latest"; names with a registry host are kept.
+func NormalizeTag(tag string) (string, error) {
+	named, err := reference.ParseNormalizedNamed(tag)
+	if err != nil {
+		return "", fmt.Errorf("bad tag %q: %w", tag, err)
+	}
+	if _, ok := named.(reference.Digested); ok {
+		return "", fmt.Errorf("bad tag %q: a tag cannot carry a digest", tag)
+	}
+	first, _, _ := strings.Cut(tag, "/")
+	if !strings.ContainsAny(first, ".:") && first != "localhost" || !strings.Contains(tag, "/") {
+		named, err = reference.ParseNormalizedNamed("localhost/" + tag)
+		if err != nil {
+			return "", fmt.Errorf("bad tag %q: %w", tag, err)
+		}
+	}
+	return reference.TagNameOnly(named).String(), nil
+}
+
+// Tag adds name to the image imageID in the store.
+func (r *Runtime) Tag(imageID, name string) error {
+	if err := r.store.AddNames(imageID, []string{name}); err != nil {
+		return fmt.Errorf("tagging %s: %w", name, err)
+	}
+	return nil
+}
+
+// ManifestDigest returns the digest of the stored image's manifest.
+func (r *Runtime) ManifestDigest(imageID string) (string, error) {
+	img, err := r.store.Image(imageID)
+	if err != nil {
+		return "", fmt.Errorf("reading image %s: %w", imageID, err)
+	}
+	return img.Digest.String(), nil
+}

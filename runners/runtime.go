@@ -1,0 +1,169 @@
+package runners
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
+	"go.podman.io/storage/pkg/unshare"
+)
+
+// Config says where and how steps run. Its zero value uses the user's
+// default containers/storage location, the overlay driver (vfs when overlay
+// cannot be used) and the runc found in PATH.
+type Config struct {
+	// GraphRoot and RunRoot override the store's locations.
+	GraphRoot, RunRoot string
+	// Driver is the storage driver: "" tries overlay, then vfs.
+	Driver string
+	// Runtime is the OCI runtime binary; default "runc" from PATH.
+	Runtime string
+	// Insecure allows plain-HTTP and unverified-TLS registries.
+	Insecure bool
+}
+
+// Runtime holds an open store and everything a step needs to run. It is safe
+// for concurrent use by several builds.
+type Runtime struct {
+	store      storage.Store
+	runtime    string
+	policyPath string
+	rootless   bool
+	insecure   bool
+	ulimits    []string
+}
+
+// Open opens (creating if needed) the store described by cfg.
+func Open(cfg Config) (*Runtime, error) {
+	if err := checkReexec(); err != nil {
+		return nil, err
+	}
+	logrus.SetLevel(logrus.ErrorLevel)
+	rt := cfg.Runtime
+	if rt == "" {
+		rt = "runc"
+	}
+	rtPath, err := exec.LookPath(rt)
+	if err != nil {
+		return nil, fmt.Errorf("OCI runtime %q not found (install runc: apt-get install runc): %w", rt, err)
+	}
+	opts, err := storage.DefaultStoreOptions()
+	if err != nil {
+		return nil, fmt.Errorf("reading storage defaults: %w", err)
+	}
+	if cfg.GraphRoot != "" {
+		opts.GraphRoot = cfg.GraphRoot
+	}
+	if cfg.RunRoot != "" {
+		opts.RunRoot = cfg.RunRoot
+	}
+	if os.Getenv("XDG_RUNTIME_DIR") == "" {
+		// runc keeps its state under XDG_RUNTIME_DIR; without logind it is unset.
+		if err := os.MkdirAll(opts.RunRoot, 0o700); err != nil {
+			return nil, fmt.Errorf("creating run root: %w", err)
+		}
+		os.Setenv("XDG_RUNTIME_DIR", opts.RunRoot)
+	}
+	drivers := []string{cfg.Driver}
+	if cfg.Driver == "" {
+		drivers = []string{"overlay", "vfs"}
+	}
+	var store storage.Store
+	var errs []error
+	for _, d := range drivers {
+		o := opts
+		o.GraphDriverName = d
+		if d == "overlay" {
+			// Native overlay only: fuse-overlayfs needs /dev/fuse, which
+			// ordinary users often cannot open.
+			o.GraphDriverOptions = nil
+		}
+		s, err := storage.GetStore(o)
+		if err == nil {
+			store = s
+			break
+		}
+		errs = append(errs, fmt.Errorf("driver %s: %w", d, err))
+	}
+	if store == nil {
+		return nil, fmt.Errorf("opening storage at %s: %w", opts.GraphRoot, errors.Join(errs...))
+	}
+	policy, err := policyPath()
+	if err != nil {
+		store.Shutdown(false)
+		return nil, err
+	}
+	var lim syscall.Rlimit
+	var ulimits []string
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
+		// Buildah asks for a large default that a process without
+		// CAP_SYS_RESOURCE cannot grant; ask for what we have.
+		ulimits = append(ulimits, fmt.Sprintf("nofile=%d:%d", lim.Cur, lim.Max))
+	}
+	return &Runtime{
+		store:      store,
+		runtime:    rtPath,
+		policyPath: policy,
+		rootless:   unshare.IsRootless(),
+		insecure:   cfg.Insecure,
+		ulimits:    ulimits,
+	}, nil
+}
+
+// Store returns the open store.
+func (r *Runtime) Store() storage.Store { return r.store }
+
+// Close releases the store.
+func (r *Runtime) Close() error {
+	_, err := r.store.Shutdown(false)
+	return err
+}
+
+// SystemContext returns the containers/image settings for pulls and pushes.
+func (r *Runtime) SystemContext() *types.SystemContext {
+	sc := &types.SystemContext{SignaturePolicyPath: r.policyPath}
+	if r.insecure {
+		sc.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
+		sc.OCIInsecureSkipTLSVerify = true
+	}
+	return sc
+}
+
+// policyPath returns "" when the user or the system has a signature policy,
+// else the path of a policy that accepts everything, written once into the
+// user's own config directory.
+func policyPath() (string, error) {
+	cfgDir, err := os.UserConfigDir()
+	if err == nil {
+		if _, err := os.Stat(filepath.Join(cfgDir, "containers", "policy.json")); err == nil {
+			return "", nil
+		}
+	}
+	if _, err := os.Stat("/etc/containers/policy.json"); err == nil {
+		return "", nil
+	}
+	if cfgDir == "" {
+		return "", errors.New("no signature policy found and no user config directory to write one: create /etc/containers/policy.json")
+	}
+	p := filepath.Join(cfgDir, "strata", "policy.json")
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return "", fmt.Errorf("writing default signature policy: %w", err)
+	}
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing default signature policy: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return "", fmt.Errorf("writing default signature policy: %w", err)
+	}
+	return p, nil
+}

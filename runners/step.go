@@ -1,0 +1,272 @@
+package runners
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"go.podman.io/buildah"
+	"go.podman.io/buildah/define"
+	"go.podman.io/common/libnetwork/types"
+)
+
+// Step is one unit of work on a working container, described in plain data.
+type Step struct {
+	// Name identifies the step in errors and logs, e.g. "step 3 (RunCommands)".
+	Name string
+	// Commands run one after another through Shell (default /bin/sh -c).
+	Commands []string
+	Shell    []string
+	// RunEnv is extra "KEY=value" environment for Commands only.
+	RunEnv []string
+	// Copies are local files or directories to put into the image.
+	Copies []Copy
+	// Config changes applied to the image config.
+	Config ConfigChange
+	// Output receives the commands' stdout and stderr; nil discards.
+	Output io.Writer
+}
+
+// Copy places the file or directory Src at Dest inside the container.
+type Copy struct {
+	Src, Dest string
+	// Excludes are normalized dockerignore-style patterns relative to Src.
+	Excludes []string
+}
+
+// ConfigChange is a set of image config edits; nil fields change nothing.
+type ConfigChange struct {
+	Env        map[string]string
+	Workdir    *string
+	Entrypoint *[]string
+	Cmd        *[]string
+	User       *string
+	Labels     map[string]string
+}
+
+func (c ConfigChange) empty() bool {
+	return c.Env == nil && c.Workdir == nil && c.Entrypoint == nil && c.Cmd == nil && c.User == nil && c.Labels == nil
+}
+
+// StepError reports a step whose command failed.
+type StepError struct {
+	// Step names the step, e.g. "step 3 (RunCommands)".
+	Step string
+	// Command is the command that failed.
+	Command string
+	// ExitCode is the command's exit status, or -1 when it did not exit.
+	ExitCode int
+	// Tail holds the last lines of the command's output.
+	Tail []string
+	// Err is the underlying error.
+	Err error
+}
+
+func (e *StepError) Error() string {
+	var b strings.Builder
+	if e.ExitCode >= 0 {
+		fmt.Fprintf(&b, "%s: command %q exited with code %d", e.Step, e.Command, e.ExitCode)
+	} else {
+		fmt.Fprintf(&b, "%s: command %q failed: %v", e.Step, e.Command, e.Err)
+	}
+	if len(e.Tail) > 0 {
+		fmt.Fprintf(&b, "\nlast %d lines of output:\n  %s", len(e.Tail), strings.Join(e.Tail, "\n  "))
+	}
+	return b.String()
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Execute runs st on a new working container made from the image parentID
+// ("" for scratch), commits the result and removes the container whatever
+// happens. It returns the committed image's ID.
+func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string, error) {
+	from := parentID
+	if from == "" {
+		from = "scratch"
+	}
+	b, err := buildah.NewBuilder(ctx, r.store, buildah.BuilderOptions{
+		FromImage:        from,
+		Container:        "strata-working-container",
+		PullPolicy:       define.PullNever,
+		SystemContext:    r.SystemContext(),
+		Isolation:        r.isolation(),
+		NamespaceOptions: hostNetwork(),
+		ConfigureNetwork: define.NetworkDisabled,
+		NetworkInterface: noNetwork{},
+		CommonBuildOpts:  &define.CommonBuildOptions{Ulimit: r.ulimits},
+		Capabilities:     defaultCapabilities,
+		Format:           define.OCIv1ImageManifest,
+	})
+	if err != nil {
+		return "", fmt.Errorf("%s: creating working container: %w", st.Name, err)
+	}
+	defer func() {
+		// The container goes away on every path, success or not.
+		_ = b.Delete()
+	}()
+
+	for _, c := range st.Copies {
+		ctxDir := c.Src
+		if !isDir(c.Src) {
+			ctxDir = filepath.Dir(c.Src)
+		}
+		err := b.Add(c.Dest, false, buildah.AddAndCopyOptions{
+			ContextDir: ctxDir,
+			Excludes:   c.Excludes,
+		}, c.Src)
+		if err != nil {
+			return "", fmt.Errorf("%s: copying %s to %s: %w", st.Name, c.Src, c.Dest, err)
+		}
+	}
+
+	for _, cmd := range st.Commands {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		if err := r.run(ctx, b, st, cmd); err != nil {
+			return "", err
+		}
+	}
+	applyConfig(b, st.Config)
+
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	id, _, _, err := b.Commit(ctx, nil, buildah.CommitOptions{
+		PreferredManifestType: define.OCIv1ImageManifest,
+		SystemContext:         r.SystemContext(),
+		SignaturePolicyPath:   r.policyPath,
+		EmptyLayer:            len(st.Commands) == 0 && len(st.Copies) == 0,
+		HistoryTimestamp:      nil,
+	})
+	if err != nil {
+		return "", fmt.Errorf("%s: committing: %w", st.Name, err)
+	}
+	return id, nil
+}
+
+func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, cmd string) error {
+	shell := st.Shell
+	if len(shell) == 0 {
+		shell = []string{"/bin/sh", "-c"}
+	}
+	argv := append(append([]string{}, shell...), cmd)
+	tail := newTailWriter(20)
+	var out io.Writer = tail
+	if st.Output != nil {
+		out = io.MultiWriter(tail, st.Output)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Run(argv, buildah.RunOptions{
+			Runtime:          r.runtime,
+			Isolation:        r.isolation(),
+			Env:              st.RunEnv,
+			NamespaceOptions: hostNetwork(),
+			ConfigureNetwork: define.NetworkDisabled,
+			Terminal:         buildah.WithoutTerminal,
+			Stdin:            strings.NewReader(""),
+			Stdout:           out,
+			Stderr:           out,
+			Quiet:            true,
+			CgroupManager:    "cgroupfs",
+			SystemContext:    r.SystemContext(),
+		})
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// Buildah's Run has no context; wait for it so the container can be
+		// removed, but report the cancellation.
+		<-done
+		return ctx.Err()
+	}
+	if err != nil {
+		se := &StepError{Step: st.Name, Command: cmd, ExitCode: -1, Tail: tail.Lines(), Err: err}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			se.ExitCode = ee.ExitCode()
+		}
+		return se
+	}
+	return nil
+}
+
+func applyConfig(b *buildah.Builder, c ConfigChange) {
+	if c.empty() {
+		return
+	}
+	for _, k := range sortedKeys(c.Env) {
+		b.SetEnv(k, c.Env[k])
+	}
+	if c.Workdir != nil {
+		b.SetWorkDir(*c.Workdir)
+	}
+	if c.Entrypoint != nil {
+		b.SetEntrypoint(*c.Entrypoint)
+	}
+	if c.Cmd != nil {
+		b.SetCmd(*c.Cmd)
+	}
+	if c.User != nil {
+		b.SetUser(*c.User)
+	}
+	for _, k := range sortedKeys(c.Labels) {
+		b.SetLabel(k, c.Labels[k])
+	}
+}
+
+// defaultCapabilities are the capabilities a step's processes hold (inside
+// the user namespace when rootless): the usual container default set, so
+// that package managers can chown and write root-owned paths.
+var defaultCapabilities = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+	"CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP",
+	"CAP_SETUID", "CAP_SYS_CHROOT",
+}
+
+func (r *Runtime) isolation() define.Isolation {
+	if r.rootless {
+		return define.IsolationOCIRootless
+	}
+	return define.IsolationOCI
+}
+
+func hostNetwork() define.NamespaceOptions {
+	return define.NamespaceOptions{{Name: "network", Host: true}}
+}
+
+// noNetwork stands in for netavark: steps always use the host's network
+// namespace, so no network backend is ever asked to set anything up.
+type noNetwork struct{}
+
+var errNoNetworks = errors.New("strata runs steps in the host network namespace; private networks are not supported")
+
+func (noNetwork) NetworkCreate(types.Network, *types.NetworkCreateOptions) (types.Network, error) {
+	return types.Network{}, errNoNetworks
+}
+func (noNetwork) NetworkUpdate(string, types.NetworkUpdateOptions) error { return errNoNetworks }
+func (noNetwork) NetworkRemove(string) error                             { return errNoNetworks }
+func (noNetwork) NetworkList(...types.FilterFunc) ([]types.Network, error) {
+	return nil, nil
+}
+func (noNetwork) NetworkInspect(string) (types.Network, error) {
+	return types.Network{}, errNoNetworks
+}
+func (noNetwork) Setup(string, types.SetupOptions) (map[string]types.StatusBlock, error) {
+	return nil, errNoNetworks
+}
+func (noNetwork) Teardown(string, types.TeardownOptions) error { return nil }
+func (noNetwork) RunInRootlessNetns(func() error) error      { return errNoNetworks }
+func (noNetwork) RootlessNetnsInfo() (*types.RootlessNetnsInfo, error) {
+	return nil, errNoNetworks
+}
+func (noNetwork) Drivers() []string                { return nil }
+func (noNetwork) DefaultNetworkName() string       { return "none" }
+func (noNetwork) NetworkInfo() types.NetworkInfo { return types.NetworkInfo{} }
