@@ -7,6 +7,8 @@ import (
 	"io"
 	"time"
 
+	"go.podman.io/storage"
+
 	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/runners"
 )
@@ -93,6 +95,11 @@ func Open(ctx context.Context, opts ...Option) (*Session, error) {
 		resolver: &runners.Resolver{Store: rt.Store(), SystemContext: rt.SystemContext()},
 	}, nil
 }
+
+// Store returns the session's containers/storage store, for inspection
+// (listing images, containers and layers). Changing it behind the session's
+// back can break the cache.
+func (s *Session) Store() storage.Store { return s.rt.Store() }
 
 // Close releases the store. Builds must have returned.
 func (s *Session) Close() error { return s.rt.Close() }

@@ -25,7 +25,7 @@ func TestComputeIsDeterministicAndDocumented(t *testing.T) {
 	}
 	add, err := Compute(run, Spec{
 		Kind: KindAdd, Args: []string{"/app"}, Ignore: []string{"*.tmp"},
-		Inputs: []Input{{Name: "src", Digest: "sha256:" + strings.Repeat("cd", 32)}},
+		Inputs:  []Input{{Name: "src", Digest: "sha256:" + strings.Repeat("cd", 32)}},
 		Options: map[string]string{"source": "dir"},
 	})
 	if err != nil {

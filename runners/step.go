@@ -2,9 +2,12 @@ package runners
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -91,7 +94,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	}
 	b, err := buildah.NewBuilder(ctx, r.store, buildah.BuilderOptions{
 		FromImage:        from,
-		Container:        "strata-working-container",
+		Container:        "strata-" + randomSuffix(),
 		PullPolicy:       define.PullNever,
 		SystemContext:    r.SystemContext(),
 		Isolation:        r.isolation(),
@@ -124,13 +127,21 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		}
 	}
 
-	for _, cmd := range st.Commands {
-		if err := ctx.Err(); err != nil {
-			return "", err
+	if len(st.Commands) > 0 {
+		mnt, err := b.Mount(b.MountLabel)
+		if err != nil {
+			return "", fmt.Errorf("%s: mounting working container: %w", st.Name, err)
 		}
-		if err := r.run(ctx, b, st, cmd); err != nil {
-			return "", err
+		missing := missingMountpoints(mnt)
+		for _, cmd := range st.Commands {
+			if err := ctx.Err(); err != nil {
+				return "", err
+			}
+			if err := r.run(ctx, b, st, cmd); err != nil {
+				return "", err
+			}
 		}
+		removeCreatedMountpoints(mnt, missing)
 	}
 	applyConfig(b, st.Config)
 
@@ -198,6 +209,34 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, cmd stri
 	return nil
 }
 
+// runtimeMountpoints are directories the OCI runtime creates in the rootfs
+// to mount over when the image lacks them; they are not the step's output.
+var runtimeMountpoints = []string{"dev", "proc", "sys"}
+
+func missingMountpoints(root string) []string {
+	var out []string
+	for _, p := range runtimeMountpoints {
+		if _, err := os.Lstat(filepath.Join(root, p)); os.IsNotExist(err) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// removeCreatedMountpoints removes the mountpoints the runtime created, when
+// the step left them empty, so they do not land in the committed layer.
+func removeCreatedMountpoints(root string, created []string) {
+	for _, p := range created {
+		_ = os.Remove(filepath.Join(root, p)) // fails, and keeps it, when not empty
+	}
+}
+
+func randomSuffix() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 func applyConfig(b *buildah.Builder, c ConfigChange) {
 	if c.empty() {
 		return
@@ -263,10 +302,10 @@ func (noNetwork) Setup(string, types.SetupOptions) (map[string]types.StatusBlock
 	return nil, errNoNetworks
 }
 func (noNetwork) Teardown(string, types.TeardownOptions) error { return nil }
-func (noNetwork) RunInRootlessNetns(func() error) error      { return errNoNetworks }
+func (noNetwork) RunInRootlessNetns(func() error) error        { return errNoNetworks }
 func (noNetwork) RootlessNetnsInfo() (*types.RootlessNetnsInfo, error) {
 	return nil, errNoNetworks
 }
-func (noNetwork) Drivers() []string                { return nil }
-func (noNetwork) DefaultNetworkName() string       { return "none" }
+func (noNetwork) Drivers() []string              { return nil }
+func (noNetwork) DefaultNetworkName() string     { return "none" }
 func (noNetwork) NetworkInfo() types.NetworkInfo { return types.NetworkInfo{} }

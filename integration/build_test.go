@@ -1,0 +1,463 @@
+package integration
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.podman.io/storage"
+
+	"github.com/stratabuild/strata/builder"
+	"github.com/stratabuild/strata/layers"
+)
+
+// fourSteps is the image the core tests build: a run step, a copied
+// directory, a run step that reads it, and a non-copy file.
+func fourSteps(base, src, conf string, opts ...builder.RunOption) builder.Image {
+	return builder.FromArchive(base).
+		RunCommands([]string{"mkdir -p /app", "echo one > /app/one"}).
+		AddLocalDir(src, "/app/src", builder.Copy(), builder.Ignore("*.tmp")).
+		RunCommands([]string{"cat /app/src/data.txt > /app/seen"}, opts...).
+		AddLocalFile(conf, "/etc/app.conf").
+		Cmd([]string{"cat", "/app/seen"})
+}
+
+func counts(t *testing.T, st storage.Store) (containers, images int) {
+	t.Helper()
+	cs, err := st.Containers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := st.Images()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(cs), len(is)
+}
+
+func TestCoreCaching(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	s := openSession(t)
+	base := busyboxTar(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	writeFile(t, filepath.Join(src, "data.txt"), "v1\n")
+	writeFile(t, filepath.Join(src, "junk.tmp"), "ignored\n")
+	conf := filepath.Join(dir, "app.conf")
+	writeFile(t, conf, "setting=1\n")
+
+	res, err := s.Build(ctx, fourSteps(base, src, conf), builder.WithTag("core-test"))
+	if err != nil {
+		t.Fatalf("cold build: %v", err)
+	}
+	// Plan order: base, run, add(copy), run, cmd, then the non-copy add last.
+	wantMethods := []string{"FromArchive", "RunCommands", "AddLocalDir", "RunCommands", "Cmd", "AddLocalFile"}
+	var got []string
+	for _, st := range res.Steps {
+		got = append(got, st.Method)
+	}
+	if strings.Join(got, ",") != strings.Join(wantMethods, ",") {
+		t.Fatalf("steps %v, want %v", got, wantMethods)
+	}
+	if f := cachedFlags(res); f != "RRRRRR" {
+		t.Fatalf("cold build cache states %s, want all run", f)
+	}
+	c, _ := counts(t, s.Store())
+	if c != 0 {
+		t.Fatalf("%d working containers left after a build", c)
+	}
+
+	// Rebuild: no container is created, every step is cached.
+	st := s.Store()
+	before, _ := st.Containers()
+	res2, err := s.Build(ctx, fourSteps(base, src, conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := cachedFlags(res2); f != "CCCCCC" {
+		t.Fatalf("no-change rebuild cache states %s, want all cached", f)
+	}
+	if res2.ImageID != res.ImageID {
+		t.Fatalf("no-change rebuild gave image %s, want %s", res2.ImageID, res.ImageID)
+	}
+	after, _ := st.Containers()
+	if len(before) != 0 || len(after) != 0 {
+		t.Fatalf("containers before/after rebuild: %d/%d", len(before), len(after))
+	}
+
+	// Editing an ignored file changes nothing.
+	writeFile(t, filepath.Join(src, "junk.tmp"), "still ignored\n")
+	res3, err := s.Build(ctx, fourSteps(base, src, conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := cachedFlags(res3); f != "CCCCCC" {
+		t.Fatalf("after editing an ignored file: %s, want all cached", f)
+	}
+
+	// Editing a non-copy file rebuilds no build step.
+	writeFile(t, conf, "setting=2\n")
+	res4, err := s.Build(ctx, fourSteps(base, src, conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := cachedFlags(res4); f != "CCCCCR" {
+		t.Fatalf("after editing a non-copy file: %s, want only the last (non-copy add) step run", f)
+	}
+
+	// Editing a copied file rebuilds that step and the ones after it.
+	writeFile(t, filepath.Join(src, "data.txt"), "v2\n")
+	res5, err := s.Build(ctx, fourSteps(base, src, conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := cachedFlags(res5); f != "CCRRRR" {
+		t.Fatalf("after editing a copied file: %s, want CCRRRR", f)
+	}
+	if got := readFromImage(t, s, res5.ImageID, "app/seen"); got != "v2\n" {
+		t.Fatalf("/app/seen = %q, want the edited content", got)
+	}
+	if got := readFromImage(t, s, res5.ImageID, "etc/app.conf"); got != "setting=2\n" {
+		t.Fatalf("/etc/app.conf = %q", got)
+	}
+	if hasFile(t, s, res5.ImageID, "app/src/junk.tmp") {
+		t.Fatal("an ignored file was copied into the image")
+	}
+
+	// ForceBuild on step 3 re-runs it and everything after it.
+	res6, err := s.Build(ctx, fourSteps(base, src, conf, builder.ForceBuild()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := cachedFlags(res6); f != "CCCRRR" {
+		t.Fatalf("with ForceBuild on step 3: %s, want CCCRRR", f)
+	}
+
+	// The tag points at the first build's image; nothing else was tagged.
+	img, err := st.Image("localhost/core-test:latest")
+	if err != nil || img.ID != res.ImageID {
+		t.Fatalf("tag: %v %v", img, err)
+	}
+	if c, _ := counts(t, st); c != 0 {
+		t.Fatalf("%d containers left", c)
+	}
+}
+
+func TestFailingStepLeavesNothing(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	s := openSession(t)
+	base := busyboxTar(t)
+	good := builder.FromArchive(base).RunCommands([]string{"echo ok > /ok"})
+	if _, err := s.Build(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	_, imagesBefore := counts(t, s.Store())
+	bad := good.RunCommands([]string{"echo about to fail", "for i in 1 2 3; do echo line $i; done; exit 7"}).
+		RunCommands([]string{"echo never"})
+	_, err := s.Build(ctx, bad, builder.WithTag("must-not-exist"))
+	var se *builder.StepError
+	if !errors.As(err, &se) {
+		t.Fatalf("got %v, want a *StepError", err)
+	}
+	if se.ExitCode != 7 || !strings.Contains(se.Step, "step 2 (RunCommands)") || !strings.Contains(se.Command, "exit 7") {
+		t.Fatalf("step error %+v", se)
+	}
+	if n := len(se.Tail); n == 0 || se.Tail[n-1] != "line 3" {
+		t.Fatalf("output tail %q, want it to end with the command's last line", se.Tail)
+	}
+	if !strings.Contains(err.Error(), "exited with code 7") {
+		t.Fatalf("error text %q", err)
+	}
+	c, imagesAfter := counts(t, s.Store())
+	if c != 0 || imagesAfter != imagesBefore {
+		t.Fatalf("after a failed step: %d containers, %d images (was %d)", c, imagesAfter, imagesBefore)
+	}
+	if _, err := s.Store().Image("localhost/must-not-exist:latest"); err == nil {
+		t.Fatal("a failed build tagged its image")
+	}
+	plan, err := s.Plan(ctx, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := layers.NewStoreCache(s.Store()).Get(ctx, plan.Steps[2].Key); !errors.Is(err, layers.ErrNotFound) {
+		t.Fatalf("the failed step has a cache entry: %v", err)
+	}
+}
+
+func TestBadInputFailsBeforeAnyContainer(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	s := openSession(t)
+	base := busyboxTar(t)
+	cases := []struct {
+		name string
+		img  builder.Image
+		want string
+	}{
+		{"missing local dir", builder.FromArchive(base).AddLocalDir("/nonexistent/src", "/app", builder.Copy()), "step 1 (AddLocalDir): local path /nonexistent/src"},
+		{"bad ignore pattern", builder.FromArchive(base).AddLocalDir(t.TempDir(), "/app", builder.Ignore("[")), "step 1 (AddLocalDir): ignore pattern"},
+		{"bad reference", builder.FromRegistry("UPPER/Case::bad"), "step 0 (FromRegistry): bad image reference"},
+		{"missing archive", builder.FromArchive("/nonexistent.tar"), "step 0 (FromArchive)"},
+		{"empty commands", builder.FromArchive(base).RunCommands(nil), "step 1 (RunCommands): no commands given"},
+		{"unreachable registry", builder.FromRegistry("127.0.0.1:1/nothing:latest"), "step 0 (FromRegistry): resolving"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.Build(ctx, tc.img)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+			if c, _ := counts(t, s.Store()); c != 0 {
+				t.Fatalf("%d containers after bad input", c)
+			}
+		})
+	}
+}
+
+func TestExportOCILayout(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	s := openSession(t)
+	base := busyboxTar(t)
+	out := filepath.Join(t.TempDir(), "layout")
+	img := builder.FromArchive(base).
+		RunCommands([]string{"echo hello-from-layer > /hello"}).
+		Env(map[string]string{"GREETING": "hi"}).
+		Cmd([]string{"cat", "/hello"})
+	res, err := s.Build(ctx, img, builder.ExportTo("oci:"+out+":latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := checkLayout(t, out)
+	if m.config.Config.Cmd == nil || strings.Join(m.config.Config.Cmd, " ") != "cat /hello" {
+		t.Fatalf("config Cmd %v", m.config.Config.Cmd)
+	}
+	if !contains(m.config.Config.Env, "GREETING=hi") {
+		t.Fatalf("config Env %v", m.config.Config.Env)
+	}
+	// Config-only steps add history entries but no layers.
+	if len(m.layers) != 2 {
+		t.Fatalf("%d layers, want 2 (base + one run step)", len(m.layers))
+	}
+	// The run step's layer holds /hello and nothing the runtime created.
+	files := m.layerFiles[1]
+	if !contains(files, "hello") {
+		t.Fatalf("run layer files %v lack hello", files)
+	}
+	for _, f := range files {
+		if f != "hello" {
+			t.Errorf("run layer holds %q, which the step did not create", f)
+		}
+	}
+	// The image runs its Cmd: a second build step runs it.
+	res2, err := s.Build(ctx, builder.FromID(res.ImageID).RunCommands([]string{"cat /hello > /out"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFromImage(t, s, res2.ImageID, "out"); got != "hello-from-layer\n" {
+		t.Fatalf("second build read %q", got)
+	}
+}
+
+func TestConcurrentBuilds(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	s := openSession(t)
+	base := busyboxTar(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	ids := make([]string, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			img := builder.FromArchive(base).RunCommands([]string{fmt.Sprintf("echo %d > /who", i)})
+			res, err := s.Build(ctx, img)
+			errs[i] = err
+			if err == nil {
+				ids[i] = res.ImageID
+			}
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("build %d: %v", i, err)
+		}
+	}
+	for i, id := range ids {
+		if got := readFromImage(t, s, id, "who"); got != fmt.Sprintf("%d\n", i) {
+			t.Fatalf("build %d: /who = %q", i, got)
+		}
+	}
+}
+
+// --- image inspection helpers ---
+
+// readFromImage reads a file from an image's layers (top layer first).
+func readFromImage(t *testing.T, s *builder.Session, imageID, name string) string {
+	t.Helper()
+	content, ok := findInImage(t, s, imageID, name)
+	if !ok {
+		t.Fatalf("%s not found in image %s", name, imageID)
+	}
+	return content
+}
+
+func hasFile(t *testing.T, s *builder.Session, imageID, name string) bool {
+	t.Helper()
+	_, ok := findInImage(t, s, imageID, name)
+	return ok
+}
+
+func findInImage(t *testing.T, s *builder.Session, imageID, name string) (string, bool) {
+	t.Helper()
+	st := s.Store()
+	img, err := st.Image(imageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := img.TopLayer; id != ""; {
+		l, err := st.Layer(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := st.Diff("", id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(rc)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			if strings.TrimPrefix(h.Name, "./") == name {
+				b, _ := io.ReadAll(tr)
+				rc.Close()
+				return string(b), true
+			}
+		}
+		rc.Close()
+		id = l.Parent
+	}
+	return "", false
+}
+
+type layoutImage struct {
+	config struct {
+		Config struct {
+			Cmd []string `json:"Cmd"`
+			Env []string `json:"Env"`
+		} `json:"config"`
+		RootFS struct {
+			DiffIDs []string `json:"diff_ids"`
+		} `json:"rootfs"`
+	}
+	layers     []string
+	layerFiles [][]string
+}
+
+// checkLayout verifies every blob of an OCI layout against its digest and
+// the diff IDs against the uncompressed layers, and returns the image.
+func checkLayout(t *testing.T, dir string) layoutImage {
+	t.Helper()
+	blobs := filepath.Join(dir, "blobs", "sha256")
+	ents, err := os.ReadDir(blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(blobs, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		if hex.EncodeToString(sum[:]) != e.Name() {
+			t.Errorf("blob %s does not match its digest", e.Name())
+		}
+	}
+	readJSON := func(p string, v any) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var idx struct {
+		Manifests []struct{ Digest string } `json:"manifests"`
+	}
+	readJSON(filepath.Join(dir, "index.json"), &idx)
+	if len(idx.Manifests) != 1 {
+		t.Fatalf("index has %d manifests", len(idx.Manifests))
+	}
+	blob := func(d string) string { return filepath.Join(blobs, strings.TrimPrefix(d, "sha256:")) }
+	var man struct {
+		Config struct{ Digest string } `json:"config"`
+		Layers []struct {
+			Digest    string `json:"digest"`
+			MediaType string `json:"mediaType"`
+		} `json:"layers"`
+	}
+	readJSON(blob(idx.Manifests[0].Digest), &man)
+	var li layoutImage
+	readJSON(blob(man.Config.Digest), &li.config)
+	if len(li.config.RootFS.DiffIDs) != len(man.Layers) {
+		t.Fatalf("%d diff IDs for %d layers", len(li.config.RootFS.DiffIDs), len(man.Layers))
+	}
+	for i, l := range man.Layers {
+		li.layers = append(li.layers, l.Digest)
+		f, err := os.Open(blob(l.Digest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r io.Reader = f
+		if strings.HasSuffix(l.MediaType, "gzip") {
+			gz, err := newGzip(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r = gz
+		}
+		h := sha256.New()
+		tr := tar.NewReader(io.TeeReader(r, h))
+		var names []string
+		for {
+			hd, err := tr.Next()
+			if err != nil {
+				break
+			}
+			names = append(names, strings.TrimSuffix(strings.TrimPrefix(hd.Name, "./"), "/"))
+		}
+		_, _ = io.Copy(io.Discard, r)
+		f.Close()
+		if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != li.config.RootFS.DiffIDs[i] {
+			t.Errorf("layer %d: diff ID %s, config says %s", i, got, li.config.RootFS.DiffIDs[i])
+		}
+		li.layerFiles = append(li.layerFiles, names)
+	}
+	return li
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
