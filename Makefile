@@ -1,18 +1,72 @@
-# strata: build, test and benchmark. Run `make setup` once as root.
+# strata: build, test and benchmark.
+#   make setup   (as root, once per machine) installs system packages and the test user
+#   make test    unit tests (race detector), then integration tests as $(TEST_USER)
+#   make demo    builds examples/demo twice and prints each step's cache state
+#   make bench   strata vs `buildah bud --layers` on a 10-step busybox image
 SHELL := /bin/bash
 export CGO_ENABLED := 1
 export CGO_CFLAGS := -O2 -g -Wno-deprecated-declarations
 TAGS := containers_image_openpgp exclude_graphdriver_btrfs seccomp
 GO ?= go
+GOTEST_FLAGS ?=
 TEST_USER ?= strata-test
-# Where integration tests keep their cached bases (minbase tarball etc.).
-STRATA_TEST_CACHE ?= /var/tmp/strata-test-cache
-BIN := $(CURDIR)/.bin
+WORK := /tmp/strata-make-$(shell id -u)
+UNIT_PKGS = $(shell $(GO) list -tags '$(TAGS)' ./... | grep -v /integration)
+APT_PACKAGES := runc uidmap libseccomp-dev busybox-static buildah docker-registry \
+	mmdebstrap gcc pkg-config ca-certificates git make
 
 .PHONY: setup build vet test unit integration bench demo clean
+
+setup:
+	@if [ "$$(id -u)" != 0 ]; then echo "make setup must run as root (it installs packages and adds $(TEST_USER))"; exit 1; fi
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES)
+	@# fuse-overlayfs breaks native overlay storage for ordinary users here.
+	-DEBIAN_FRONTEND=noninteractive apt-get purge -y -q fuse-overlayfs >/dev/null 2>&1
+	id -u $(TEST_USER) >/dev/null 2>&1 || useradd --create-home --shell /bin/bash $(TEST_USER)
+	grep -q '^$(TEST_USER):' /etc/subuid || echo '$(TEST_USER):200000:65536' >> /etc/subuid
+	grep -q '^$(TEST_USER):' /etc/subgid || echo '$(TEST_USER):200000:65536' >> /etc/subgid
 
 build:
 	$(GO) build -tags '$(TAGS)' ./...
 
 vet:
 	$(GO) vet -tags '$(TAGS)' ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+test: vet unit integration
+
+unit:
+	$(GO) test -race -tags '$(TAGS)' $(GOTEST_FLAGS) $(UNIT_PKGS)
+
+# Integration tests run as an unprivileged user: a rootless builder tested as
+# root proves nothing. As root, the test binary is built here and run as
+# $(TEST_USER); as any other user, it runs as that user.
+integration:
+	@mkdir -p $(WORK) && chmod 1777 $(WORK)
+	$(GO) test -c -tags '$(TAGS)' -o $(WORK)/integration.test ./integration
+	chmod 755 $(WORK)/integration.test
+	@if [ "$$(id -u)" = 0 ]; then \
+		id -u $(TEST_USER) >/dev/null 2>&1 || { echo "no user $(TEST_USER): run make setup"; exit 1; }; \
+		echo "running integration tests as $(TEST_USER)"; \
+		cd $(WORK) && su $(TEST_USER) -c 'cd $(WORK) && STRATA_INTEGRATION=1 ./integration.test -test.v -test.timeout 30m' ; \
+	else \
+		cd $(WORK) && STRATA_INTEGRATION=1 ./integration.test -test.v -test.timeout 30m ; \
+	fi
+
+demo:
+	@mkdir -p $(WORK) && chmod 1777 $(WORK)
+	$(GO) build -tags '$(TAGS)' -o $(WORK)/demo ./examples/demo
+	$(GO) build -tags '$(TAGS)' -o $(WORK)/bench ./cmd/strata-bench
+	cp -r examples/demo/app $(WORK)/ && chmod -R a+rX $(WORK)
+	@cmd='cd $(WORK) && ./bench -make-base $(WORK)/busybox.tar && ./demo -base $(WORK)/busybox.tar -app $(WORK)/app && echo "--- again, unchanged:" && ./demo -base $(WORK)/busybox.tar -app $(WORK)/app'; \
+	if [ "$$(id -u)" = 0 ]; then su $(TEST_USER) -c "$$cmd"; else bash -c "$$cmd"; fi
+
+bench:
+	@mkdir -p $(WORK) && chmod 1777 $(WORK)
+	$(GO) build -tags '$(TAGS)' -o $(WORK)/bench ./cmd/strata-bench
+	@cmd='cd $(WORK) && ./bench -work $(WORK)/bench-run'; \
+	if [ "$$(id -u)" = 0 ]; then su $(TEST_USER) -c "$$cmd"; else bash -c "$$cmd"; fi
+
+clean:
+	rm -rf $(WORK)

@@ -1,14 +1,15 @@
 package integration
 
 import (
-	"archive/tar"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/stratabuild/strata/builder"
+	"github.com/stratabuild/strata/pkg/rootfs"
 )
 
 func TestMain(m *testing.M) {
@@ -33,76 +34,17 @@ func requireRootless(t *testing.T) {
 	}
 }
 
-// busyboxTar writes a rootfs tarball with Debian's static busybox and its
-// applet links, owned by root, and returns its path.
+// busyboxTar writes a busybox rootfs tarball and returns its path.
 func busyboxTar(t *testing.T) string {
 	t.Helper()
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
-			if _, e := os.Stat(p); e == nil {
-				bb = p
-			}
-		}
-	}
-	if bb == "" {
-		t.Skip("busybox-static not installed (make setup installs it)")
-	}
-	body, err := os.ReadFile(bb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bb, "--list").Output()
-	if err != nil {
-		t.Fatalf("busybox --list: %v", err)
-	}
 	p := filepath.Join(t.TempDir(), "busybox-rootfs.tar")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw := tar.NewWriter(f)
-	dir := func(name string, mode int64) {
-		_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: mode})
-	}
-	dir("./", 0o755)
-	dir("bin/", 0o755)
-	dir("etc/", 0o755)
-	dir("tmp/", 0o1777)
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "bin/busybox", Mode: 0o755, Size: int64(len(body))}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write(body); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range splitLines(string(out)) {
-		if a == "" || a == "busybox" {
-			continue
+	if err := rootfs.WriteBusyboxFile(p); err != nil {
+		if errors.Is(err, rootfs.ErrNoBusybox) {
+			t.Skip("busybox-static not installed (make setup installs it)")
 		}
-		_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", Mode: 0o777})
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func splitLines(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	if start < len(s) {
-		out = append(out, s[start:])
-	}
-	return out
 }
 
 // openSession opens a session on a fresh store under a temp dir.

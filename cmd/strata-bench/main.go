@@ -1,0 +1,236 @@
+// Command strata-bench times strata against Debian's `buildah bud --layers`
+// on the same 10-step recipe over a busybox base, in the same run, and prints
+// both with their ratios: cold build, no-change rebuild, and rebuild after
+// editing one copied file. Run it as an ordinary user (make bench does).
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/stratabuild/strata/builder"
+	"github.com/stratabuild/strata/pkg/rootfs"
+)
+
+func main() {
+	if builder.InitReexec() {
+		return
+	}
+	makeBase := flag.String("make-base", "", "only write a busybox rootfs tarball to this path and exit")
+	work := flag.String("work", "/tmp/strata-bench", "scratch directory (emptied first)")
+	flag.Parse()
+	if *makeBase != "" {
+		if err := rootfs.WriteBusyboxFile(*makeBase); err != nil {
+			fail(err)
+		}
+		return
+	}
+	if err := run(*work); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "strata-bench:", err)
+	os.Exit(1)
+}
+
+// The recipe: 4 RUN, COPY of a directory, 4 RUN, CMD = 10 steps on the base.
+var runs = []string{
+	"mkdir -p /work && echo 1 > /work/1",
+	"echo 2 > /work/2",
+	"seq 1 1000 > /work/seq",
+	"sha256sum /work/seq > /work/seq.sum",
+}
+var runsAfter = []string{
+	"cat /app/data.txt > /work/data",
+	"ls -l /app > /work/listing",
+	"echo 8 > /work/8",
+	"wc -l /work/seq > /work/count",
+}
+
+func recipe(base, app string) builder.Image {
+	img := builder.FromArchive(base)
+	for _, r := range runs {
+		img = img.RunCommands([]string{r})
+	}
+	img = img.AddLocalDir(app, "/app", builder.Copy())
+	for _, r := range runsAfter {
+		img = img.RunCommands([]string{r})
+	}
+	return img.Cmd([]string{"cat", "/work/data"})
+}
+
+func dockerfile(from string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "FROM %s\n", from)
+	for _, r := range runs {
+		fmt.Fprintf(&b, "RUN %s\n", r)
+	}
+	b.WriteString("COPY app/ /app/\n")
+	for _, r := range runsAfter {
+		fmt.Fprintf(&b, "RUN %s\n", r)
+	}
+	b.WriteString(`CMD ["cat", "/work/data"]` + "\n")
+	return b.String()
+}
+
+type times struct{ cold, warm, edit time.Duration }
+
+func run(work string) error {
+	_ = exec.Command("rm", "-rf", work).Run()
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	rootTar := filepath.Join(work, "busybox-rootfs.tar")
+	if err := rootfs.WriteBusyboxFile(rootTar); err != nil {
+		return err
+	}
+	ctxDir := filepath.Join(work, "context")
+	app := filepath.Join(ctxDir, "app")
+	if err := os.MkdirAll(app, 0o755); err != nil {
+		return err
+	}
+	data := filepath.Join(app, "data.txt")
+	write := func(s string) error { return os.WriteFile(data, []byte(s), 0o644) }
+	if err := write("v1\n"); err != nil {
+		return err
+	}
+	ctx := context.Background()
+
+	// strata
+	s, err := builder.Open(ctx, builder.WithStore(filepath.Join(work, "strata", "graph"), filepath.Join(work, "strata", "run")))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	// Import the base outside the timings, as the buildah side does.
+	if _, err := s.Build(ctx, builder.FromArchive(rootTar)); err != nil {
+		return err
+	}
+	var st times
+	timeIt := func(d *time.Duration, want int) error {
+		t0 := time.Now()
+		res, err := s.Build(ctx, recipe(rootTar, app))
+		*d = time.Since(t0)
+		if err != nil {
+			return err
+		}
+		ran := 0
+		for _, x := range res.Steps {
+			if !x.Cached {
+				ran++
+			}
+		}
+		if ran != want {
+			return fmt.Errorf("strata ran %d steps, expected %d", ran, want)
+		}
+		return nil
+	}
+	if err := timeIt(&st.cold, 10); err != nil {
+		return err
+	}
+	if err := timeIt(&st.warm, 0); err != nil {
+		return err
+	}
+	if err := write("v2\n"); err != nil {
+		return err
+	}
+	if err := timeIt(&st.edit, 6); err != nil {
+		return err
+	}
+
+	// buildah bud --layers, same recipe, own store.
+	if err := write("v1\n"); err != nil {
+		return err
+	}
+	bt, err := buildahTimes(work, rootTar, ctxDir, write)
+	if err != nil {
+		fmt.Printf("buildah side skipped: %v\n", err)
+	}
+	fmt.Printf("\n10-step image on busybox (strata vs buildah bud --layers, same run)\n")
+	fmt.Printf("%-28s %10s %10s %8s\n", "case", "strata", "buildah", "ratio")
+	row := func(name string, a, b time.Duration) {
+		ratio := "-"
+		if b > 0 {
+			ratio = fmt.Sprintf("%.1fx", b.Seconds()/a.Seconds())
+		}
+		fmt.Printf("%-28s %9.3fs %9.3fs %8s\n", name, a.Seconds(), b.Seconds(), ratio)
+	}
+	row("cold build", st.cold, bt.cold)
+	row("no-change rebuild", st.warm, bt.warm)
+	row("rebuild after 1-file edit", st.edit, bt.edit)
+	fmt.Printf("(ratio = buildah time / strata time; above 1 means strata is faster)\n")
+	fmt.Printf("per-step cold overhead: strata %.3fs, buildah %.3fs\n", st.cold.Seconds()/10, bt.cold.Seconds()/10)
+	return nil
+}
+
+func buildahTimes(work, rootTar, ctxDir string, write func(string) error) (times, error) {
+	var bt times
+	if _, err := exec.LookPath("buildah"); err != nil {
+		return bt, fmt.Errorf("buildah CLI not installed (apt-get install --no-install-recommends buildah)")
+	}
+	root := filepath.Join(work, "buildah")
+	env := append(os.Environ(), "XDG_RUNTIME_DIR="+filepath.Join(root, "xdg"))
+	_ = os.MkdirAll(filepath.Join(root, "xdg"), 0o700)
+	global := []string{"--root", filepath.Join(root, "graph"), "--runroot", filepath.Join(root, "run"), "--storage-driver", "overlay"}
+	bud := func(args ...string) error {
+		cmd := exec.Command("buildah", append(append([]string{}, global...), args...)...)
+		cmd.Env = env
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("buildah %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		}
+		return nil
+	}
+	// Import the base outside the timings: a one-step build from scratch.
+	baseCtx := filepath.Join(work, "basectx")
+	_ = os.MkdirAll(baseCtx, 0o755)
+	if err := os.Link(rootTar, filepath.Join(baseCtx, "rootfs.tar")); err != nil {
+		if err := copyFile(rootTar, filepath.Join(baseCtx, "rootfs.tar")); err != nil {
+			return bt, err
+		}
+	}
+	_ = os.WriteFile(filepath.Join(baseCtx, "Dockerfile"), []byte("FROM scratch\nADD rootfs.tar /\n"), 0o644)
+	if err := bud("bud", "--runtime", "runc", "--network", "host", "-t", "localhost/bench-base", baseCtx); err != nil {
+		return bt, err
+	}
+	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(dockerfile("localhost/bench-base")), 0o644); err != nil {
+		return bt, err
+	}
+	build := func(d *time.Duration) error {
+		t0 := time.Now()
+		err := bud("bud", "--layers", "--runtime", "runc", "--network", "host", "-t", "localhost/bench", ctxDir)
+		*d = time.Since(t0)
+		return err
+	}
+	if err := build(&bt.cold); err != nil {
+		return bt, err
+	}
+	if err := build(&bt.warm); err != nil {
+		return bt, err
+	}
+	if err := write("v2\n"); err != nil {
+		return bt, err
+	}
+	if err := build(&bt.edit); err != nil {
+		return bt, err
+	}
+	return bt, nil
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o644)
+}
