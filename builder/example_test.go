@@ -1,0 +1,168 @@
+package builder_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/stratabuild/strata/builder"
+)
+
+// The Modal-style chain. Build needs Buildah and a rootless setup, so this
+// example only compiles.
+func Example() {
+	img := builder.FromRegistry("debian:bookworm-slim").
+		RunCommands([]string{"apt-get update", "apt-get install -y git"}).
+		Env(map[string]string{"APP_ENV": "prod"}).
+		AddLocalDir("./src", "/app/src", builder.Copy(), builder.Ignore("**/__pycache__")).
+		Workdir("/app").
+		Cmd([]string{"python3", "-m", "app"})
+	res, err := builder.Build(context.Background(), img, builder.WithTag("myapp"), builder.WithOutput(os.Stdout))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(res.ImageID)
+}
+
+// Plan lowers a chain to its steps and keys without building anything.
+func ExampleImage_Plan() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	base := filepath.Join(dir, "rootfs.tar")
+	_ = os.WriteFile(base, []byte("not really a tarball"), 0o644)
+
+	img := builder.FromArchive(base).
+		RunCommands([]string{"echo hello > /hello"}).
+		Cmd([]string{"cat", "/hello"})
+	p, err := img.Plan(context.Background())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, s := range p.Steps {
+		fmt.Println(s.Index, s.Method, s.Key.Valid())
+	}
+	// Output:
+	// 0 FromArchive true
+	// 1 RunCommands true
+	// 2 Cmd true
+}
+
+// Invalid arguments are recorded and reported by Plan and Build, naming the step.
+func ExampleImage_RunCommands() {
+	img := builder.Scratch().RunCommands(nil)
+	fmt.Println(img.Err())
+	// Output: step 1 (RunCommands): no commands given
+}
+
+func ExampleImage_Env() {
+	img := builder.Scratch().Env(map[string]string{"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+	p, _ := img.Plan(context.Background())
+	fmt.Println(p.Steps[1].Description)
+	// Output: LANG=C.UTF-8 PATH=/usr/bin:/bin
+}
+
+func ExampleImage_Workdir() {
+	fmt.Println(builder.Scratch().Workdir("relative").Err())
+	// Output: step 1 (Workdir): working directory "relative" must be an absolute path
+}
+
+func ExampleImage_Entrypoint() {
+	p, _ := builder.Scratch().Entrypoint([]string{"/bin/app"}).Cmd([]string{"--help"}).Plan(context.Background())
+	for _, s := range p.Steps[1:] {
+		fmt.Println(s.Method, s.Description)
+	}
+	// Output:
+	// Entrypoint ["/bin/app"]
+	// Cmd ["--help"]
+}
+
+func ExampleImage_Cmd() {
+	p, _ := builder.Scratch().Cmd([]string{"sh", "-c", "echo hi"}).Plan(context.Background())
+	fmt.Println(p.Steps[1].Description)
+	// Output: ["sh" "-c" "echo hi"]
+}
+
+func ExampleImage_Shell() {
+	img := builder.Scratch().Shell([]string{"/bin/bash", "-eu", "-c"}).RunCommands([]string{"echo $0"})
+	p, _ := img.Plan(context.Background())
+	fmt.Println(p.Steps[1].Spec.Shell)
+	// Output: [/bin/bash -eu -c]
+}
+
+func ExampleImage_AddLocalDir() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	_ = os.WriteFile(filepath.Join(dir, "main.py"), []byte("print(1)"), 0o644)
+
+	// With Copy() the files are a normal step; without it they are added
+	// after every build step, so editing them never rebuilds one.
+	img := builder.Scratch().
+		AddLocalDir(dir, "/app", builder.Copy(), builder.Ignore("**/*.pyc")).
+		RunCommands([]string{"python3 /app/main.py"}).
+		AddLocalFile(filepath.Join(dir, "main.py"), "/srv/main.py")
+	p, _ := img.Plan(context.Background())
+	for _, s := range p.Steps[1:] {
+		fmt.Println(s.Index, s.Method)
+	}
+	// Output:
+	// 1 AddLocalDir
+	// 2 RunCommands
+	// 3 AddLocalFile
+}
+
+func ExampleImage_AddLocalFile() {
+	fmt.Println(builder.Scratch().AddLocalFile("app.conf", "etc/app.conf").Err())
+	// Output: step 1 (AddLocalFile): remote path "etc/app.conf" must be absolute
+}
+
+func ExampleImage_With() {
+	withTools := func(i builder.Image) builder.Image {
+		return i.RunCommands([]string{"echo tools"})
+	}
+	p, _ := builder.Scratch().With(withTools).Plan(context.Background())
+	fmt.Println(len(p.Steps))
+	// Output: 2
+}
+
+func ExampleFromRegistry() {
+	fmt.Println(builder.FromRegistry("not a valid reference").Err() != nil)
+	// Output: true
+}
+
+func ExampleFromID() {
+	// FromID resolves against the store, so it needs a session.
+	_, err := builder.FromID("0123abcd").Plan(context.Background())
+	fmt.Println(err)
+	// Output: step 0 (FromID): FromID needs an open session (use Session.Plan or Session.Build)
+}
+
+func ExampleFromOCILayout() {
+	_, err := builder.FromOCILayout("/nonexistent/layout").Plan(context.Background())
+	fmt.Println(err != nil)
+	// Output: true
+}
+
+func ExampleForceBuild() {
+	img := builder.Scratch().RunCommands([]string{"date > /built"}, builder.ForceBuild())
+	p, _ := img.Plan(context.Background())
+	fmt.Println(p.Steps[1].Force)
+	// Output: true
+}
+
+func ExampleWithEnv() {
+	img := builder.Scratch().RunCommands([]string{"make"}, builder.WithEnv(map[string]string{"CFLAGS": "-O2"}))
+	p, _ := img.Plan(context.Background())
+	fmt.Println(p.Steps[1].Spec.Env)
+	// Output: map[CFLAGS:-O2]
+}
+
+func ExampleWithSecrets() {
+	tok := builder.SecretFromMap("deploy", map[string]string{"TOKEN": "s3cr3t"})
+	img := builder.Scratch().RunCommands([]string{"fetch --token \"$TOKEN\""}, builder.WithSecrets(tok))
+	p, _ := img.Plan(context.Background())
+	fmt.Println(p.Steps[1].Spec.Secrets) // names only, never values
+	// Output: [deploy/TOKEN]
+}
