@@ -9,6 +9,7 @@ require (
 	go.podman.io/common v0.68.0
 	go.podman.io/image/v5 v5.40.0
 	go.podman.io/storage v1.63.0
+	golang.org/x/crypto v0.52.0
 )
 
 require (
@@ -115,7 +116,6 @@ require (
 	go.opentelemetry.io/otel/metric v1.43.0 // indirect
 	go.opentelemetry.io/otel/trace v1.43.0 // indirect
 	go.yaml.in/yaml/v2 v2.4.3 // indirect
-	golang.org/x/crypto v0.52.0 // indirect
 	golang.org/x/mod v0.35.0 // indirect
 	golang.org/x/net v0.54.0 // indirect
 	golang.org/x/sync v0.20.0 // indirect

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/stratabuild/strata/builder"
 	"github.com/stratabuild/strata/layers"
 )
@@ -19,7 +22,11 @@ import (
 // startRegistry starts Debian's docker-registry (the distribution registry)
 // on a free 127.0.0.1 port with its own storage, and stops it at the end of
 // the test. It returns "127.0.0.1:PORT".
-func startRegistry(t *testing.T) string {
+func startRegistry(t *testing.T) string { return startRegistryAuth(t, "", "") }
+
+// startRegistryAuth starts a registry that requires user:password (htpasswd,
+// bcrypt) when user is not empty.
+func startRegistryAuth(t *testing.T, user, password string) string {
 	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
@@ -34,21 +41,47 @@ func startRegistry(t *testing.T) string {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yml")
 	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
+	if user != "" {
+		hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		htpasswd := filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		conf += fmt.Sprintf("auth:\n  htpasswd:\n    realm: strata-test\n    path: %s\n", htpasswd)
+	}
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "serve", cfg)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	logf, err := os.Create(filepath.Join(dir, "registry.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting registry: %v", err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logf.Close()
+		if t.Failed() {
+			if b, err := os.ReadFile(logf.Name()); err == nil {
+				t.Logf("registry log:\n%s", b)
+			}
+		}
+	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			break
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("registry at %s did not start: %v", addr, err)
@@ -186,4 +219,57 @@ func TestStoreCacheConformance(t *testing.T) {
 		return res.ImageID
 	}
 	cachetestRun(t, func(t *testing.T) layers.Cache { return layers.NewStoreCache(s.Store()) }, imageID)
+}
+
+func TestFromRegistryWithAuth(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	const user, password = "ci-user", "pa$$ word \"quoted\""
+	reg := startRegistryAuth(t, user, password)
+	base := busyboxTar(t)
+
+	// The publisher authenticates through an auth.json named by
+	// REGISTRY_AUTH_FILE, as podman users do.
+	authFile := filepath.Join(t.TempDir(), "auth.json")
+	enc := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+	if err := os.WriteFile(authFile, []byte(`{"auths":{"`+reg+`":{"auth":"`+enc+`"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("REGISTRY_AUTH_FILE", authFile)
+	pub := openInsecureSession(t)
+	if _, err := pub.Build(ctx, builder.FromArchive(base).RunCommands([]string{"echo private > /p"}),
+		builder.ExportTo("docker://"+reg+"/private/base:1")); err != nil {
+		t.Fatalf("push with auth.json: %v", err)
+	}
+
+	// The user passes credentials as a secret; no auth.json.
+	t.Setenv("REGISTRY_AUTH_FILE", filepath.Join(t.TempDir(), "none.json"))
+	s := openInsecureSession(t)
+	good := builder.SecretFromMap("registry", map[string]string{"REGISTRY_USERNAME": user, "REGISTRY_PASSWORD": password})
+	res, err := s.Build(ctx, builder.FromRegistry(reg+"/private/base:1", builder.WithRegistryAuth(good)).RunCommands([]string{"cat /p > /q"}))
+	if err != nil {
+		t.Fatalf("pull with secret credentials: %v", err)
+	}
+	if got := readFromImage(t, s, res.ImageID, "q"); got != "private\n" {
+		t.Fatalf("/q = %q", got)
+	}
+
+	// Wrong or missing credentials: a clear error that names the step and
+	// never shows the password.
+	bad := builder.SecretFromMap("registry", map[string]string{"REGISTRY_USERNAME": user, "REGISTRY_PASSWORD": "wrong-password-xyz"})
+	for name, img := range map[string]builder.Image{
+		"wrong password": builder.FromRegistry(reg+"/private/base:1", builder.WithRegistryAuth(bad)),
+		"no credentials": builder.FromRegistry(reg + "/private/base:1"),
+	} {
+		_, err := s.Build(ctx, img.RunCommands([]string{"true"}))
+		if err == nil || !strings.Contains(err.Error(), "step 0 (FromRegistry)") {
+			t.Fatalf("%s: got %v, want an error naming step 0", name, err)
+		}
+		if strings.Contains(err.Error(), "wrong-password-xyz") || strings.Contains(err.Error(), password) {
+			t.Fatalf("%s: the error shows the password: %v", name, err)
+		}
+		if c, _ := counts(t, s.Store()); c != 0 {
+			t.Fatalf("%s: %d containers left", name, c)
+		}
+	}
 }

@@ -128,6 +128,11 @@ func (r *Runtime) Close() error {
 // SystemContext returns the containers/image settings for pulls and pushes.
 func (r *Runtime) SystemContext() *types.SystemContext {
 	sc := &types.SystemContext{SignaturePolicyPath: r.policyPath}
+	// Honour REGISTRY_AUTH_FILE as podman and buildah do; otherwise
+	// containers/image looks in the usual auth.json places.
+	if p := os.Getenv("REGISTRY_AUTH_FILE"); p != "" {
+		sc.AuthFilePath = p
+	}
 	if r.insecure {
 		sc.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
 		sc.OCIInsecureSkipTLSVerify = true
