@@ -10,6 +10,8 @@ TAGS := containers_image_openpgp exclude_graphdriver_btrfs seccomp
 GO ?= go
 GOTEST_FLAGS ?=
 TEST_USER ?= strata-test
+# Bases that integration tests make once (the mmdebstrap minbase) are kept here.
+STRATA_TEST_CACHE ?= /var/tmp/strata-test-cache
 WORK := /tmp/strata-make-$(shell id -u)
 UNIT_PKGS = $(shell $(GO) list -tags '$(TAGS)' ./... | grep -v /integration)
 APT_PACKAGES := runc uidmap libseccomp-dev busybox-static buildah docker-registry \
@@ -43,13 +45,13 @@ unit:
 # root proves nothing. As root, the test binary is built here and run as
 # $(TEST_USER); as any other user, it runs as that user.
 integration:
-	@mkdir -p $(WORK) && chmod 1777 $(WORK)
+	@mkdir -p $(WORK) $(STRATA_TEST_CACHE) && chmod 1777 $(WORK) $(STRATA_TEST_CACHE)
 	$(GO) test -c -tags '$(TAGS)' -o $(WORK)/integration.test ./integration
 	chmod 755 $(WORK)/integration.test
 	@if [ "$$(id -u)" = 0 ]; then \
 		id -u $(TEST_USER) >/dev/null 2>&1 || { echo "no user $(TEST_USER): run make setup"; exit 1; }; \
 		echo "running integration tests as $(TEST_USER)"; \
-		cd $(WORK) && su $(TEST_USER) -c 'cd $(WORK) && STRATA_INTEGRATION=1 ./integration.test -test.v -test.timeout 30m' ; \
+		cd $(WORK) && su $(TEST_USER) -c 'cd $(WORK) && STRATA_TEST_CACHE=$(STRATA_TEST_CACHE) STRATA_INTEGRATION=1 ./integration.test -test.v -test.timeout 30m' ; \
 	else \
 		cd $(WORK) && STRATA_INTEGRATION=1 ./integration.test -test.v -test.timeout 30m ; \
 	fi
