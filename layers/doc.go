@@ -13,9 +13,9 @@
 // has no parent; its Spec has Kind "base" and names the resolved content
 // digest of the base (a manifest digest for registry and OCI-layout bases,
 // the SHA-256 of the file for archives, the image ID for FromID, or "scratch").
-// Local inputs enter a Spec as (source path as written by the user is NOT
-// included; only the destination) plus the content digest that package mount
-// computes over the files that survive the ignore patterns.
+// A local input enters a Spec as its destination plus the content digest that
+// package mount computes over the files that survive the ignore patterns; the
+// host path it was read from is not part of the key.
 //
 // What never enters a key: secret values (only their names), absolute host
 // paths, timestamps, host facts (GPU UUIDs, driver versions), proxy settings.

@@ -254,12 +254,10 @@ func (r *Runtime) ImportBase(ctx context.Context, b Base, digest string, report 
 		MaxRetries:          2,
 	})
 	if err != nil {
-		return "", fmt.Errorf("importing base %s: %w", redactRef(name), err)
+		return "", fmt.Errorf("importing base %s: %w", name, err)
 	}
 	return id, nil
 }
-
-func redactRef(s string) string { return s }
 
 // archiveTransport tells an oci-archive or docker-archive from a plain
 // (optionally compressed) rootfs tarball by the files the archive holds.
