@@ -34,9 +34,10 @@ func minbaseTar(t *testing.T) string {
 	if mirror == "" {
 		mirror = "http://deb.debian.org/debian"
 	}
-	tmp := p + ".tmp"
+	tmp := strings.TrimSuffix(p, ".tar") + ".partial.tar"
+	_ = os.RemoveAll(tmp) // left by an interrupted run
 	t.Logf("making the minbase once with mmdebstrap (about a minute): %s", p)
-	cmd := exec.Command("mmdebstrap", "--mode=unshare", "--variant=minbase", "--quiet", "bookworm", tmp, mirror)
+	cmd := exec.Command("mmdebstrap", "--mode=unshare", "--variant=minbase", "--format=tar", "--quiet", "bookworm", tmp, mirror)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		_ = os.Remove(tmp)
 		t.Fatalf("mmdebstrap: %v\n%s", err, out)
