@@ -19,6 +19,7 @@ import (
 
 	"github.com/stratabuild/strata/builder"
 	"github.com/stratabuild/strata/layers"
+	"github.com/stratabuild/strata/runners"
 )
 
 // fourSteps is the image the core tests build: a run step, a copied
@@ -460,4 +461,120 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestVFSDriver(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := builder.Open(ctx, builder.WithStorageDriver("vfs"),
+		builder.WithStore(filepath.Join(root, "graph"), filepath.Join(root, "run")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if d := s.Store().GraphDriverName(); d != "vfs" {
+		t.Fatalf("driver %s, want vfs", d)
+	}
+	img := builder.FromArchive(busyboxTar(t)).RunCommands([]string{"echo vfs > /v"})
+	res, err := s.Build(ctx, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFromImage(t, s, res.ImageID, "v"); got != "vfs\n" {
+		t.Fatalf("/v = %q", got)
+	}
+	res2, err := s.Build(ctx, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := cachedFlags(res2); f != "CC" {
+		t.Fatalf("rebuild on vfs: %s", f)
+	}
+}
+
+func TestOpenWithoutReexecIsExplained(t *testing.T) {
+	// Checked in-process through the marker InitReexec sets: unset it and
+	// Open must refuse with ErrNoReexec.
+	requireRootless(t)
+	t.Setenv(runners.EnvReexecMarker, "")
+	_, err := builder.Open(context.Background(), builder.WithStore(filepath.Join(t.TempDir(), "g"), filepath.Join(t.TempDir(), "r")))
+	if !errors.Is(err, builder.ErrNoReexec) || !strings.Contains(err.Error(), "InitReexec") {
+		t.Fatalf("got %v, want ErrNoReexec", err)
+	}
+}
+
+func TestSecretsStayOut(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	s := openSession(t)
+	const value = "s3cr3t-v4lue-for-test"
+	sec := builder.SecretFromMap("deploy", map[string]string{"TOKEN": value})
+	var out strings.Builder
+	img := builder.FromArchive(busyboxTar(t)).
+		RunCommands([]string{`test ${#TOKEN} -eq 21`, `echo "token is $TOKEN"`, "echo used > /used"}, builder.WithSecrets(sec))
+	res, err := s.Build(ctx, img, builder.WithOutput(&lockedWriter{w: &out}))
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	if !strings.Contains(out.String(), "token is ***") || strings.Contains(out.String(), value) {
+		t.Fatalf("step output not redacted:\n%s", out.String())
+	}
+	// A failing command that echoes the secret: the error is redacted too.
+	_, err = s.Build(ctx, img.RunCommands([]string{`echo "leak $TOKEN"; exit 3`}, builder.WithSecrets(sec)))
+	if err == nil || strings.Contains(err.Error(), value) || !strings.Contains(err.Error(), "leak ***") {
+		t.Fatalf("failing step error: %v", err)
+	}
+	// Nothing in any layer, the config or the history.
+	st := s.Store()
+	imgRec, err := st.Image(res.ImageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range imgRec.BigDataNames {
+		b, err := st.ImageBigData(res.ImageID, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), value) {
+			t.Errorf("image data %q holds the secret", key)
+		}
+	}
+	for id := imgRec.TopLayer; id != ""; {
+		l, err := st.Layer(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := st.Diff("", id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if strings.Contains(string(b), value) {
+			t.Errorf("layer %s holds the secret", id)
+		}
+		id = l.Parent
+	}
+	p, err := s.Plan(ctx, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ps := range p.Steps {
+		enc, _ := layers.Encode("", ps.Spec)
+		if strings.Contains(string(enc), value) {
+			t.Errorf("%s: cache key input holds the secret", ps.Name())
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
