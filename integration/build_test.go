@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.podman.io/storage"
 
@@ -577,4 +578,29 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+func TestCancelStopsTheStep(t *testing.T) {
+	requireRootless(t)
+	s := openSession(t)
+	base := busyboxTar(t)
+	if _, err := s.Build(context.Background(), builder.FromArchive(base)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		cancel()
+	}()
+	start := time.Now()
+	_, err := s.Build(ctx, builder.FromArchive(base).RunCommands([]string{"sleep 120"}))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 60*time.Second {
+		t.Fatalf("cancellation took %s: the step was not stopped", d)
+	}
+	if c, _ := counts(t, s.Store()); c != 0 {
+		t.Fatalf("%d containers left after cancellation", c)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"go.podman.io/buildah"
 	"go.podman.io/buildah/define"
@@ -172,9 +174,14 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, cmd stri
 	if st.Output != nil {
 		out = io.MultiWriter(tail, st.Output)
 	}
+	hostname := b.ContainerID
+	if len(hostname) > 12 {
+		hostname = hostname[:12]
+	}
 	done := make(chan error, 1)
 	go func() {
 		done <- b.Run(argv, buildah.RunOptions{
+			Hostname:         hostname,
 			Runtime:          r.runtime,
 			Isolation:        r.isolation(),
 			Env:              st.RunEnv,
@@ -193,10 +200,12 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, cmd stri
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		// Buildah's Run has no context; wait for it so the container can be
-		// removed, but report the cancellation.
+		// Buildah's Run takes no context: stop the step's container through
+		// the runtime, wait for Run to return so the working container can
+		// be removed, and report the cancellation.
+		r.killRunning(hostname)
 		<-done
-		return ctx.Err()
+		return fmt.Errorf("%s: %w", st.Name, ctx.Err())
 	}
 	if err != nil {
 		se := &StepError{Step: st.Name, Command: cmd, ExitCode: -1, Tail: tail.Lines(), Err: err}
@@ -207,6 +216,42 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, cmd stri
 		return se
 	}
 	return nil
+}
+
+// killRunning sends SIGKILL to the processes of the runtime container whose
+// hostname is hostname: the step running on one working container (Run is
+// given the container's short ID as hostname, Buildah's own default).
+// Errors are ignored; Run's own cleanup follows.
+func (r *Runtime) killRunning(hostname string) {
+	for range 50 { // the container may still be starting
+		out, err := exec.Command(r.runtime, "list", "-q").Output()
+		if err == nil {
+			for _, id := range strings.Fields(string(out)) {
+				st, err := exec.Command(r.runtime, "state", id).Output()
+				if err != nil {
+					continue
+				}
+				var state struct {
+					Bundle string `json:"bundle"`
+				}
+				if json.Unmarshal(st, &state) != nil || state.Bundle == "" {
+					continue
+				}
+				raw, err := os.ReadFile(filepath.Join(state.Bundle, "config.json"))
+				if err != nil {
+					continue
+				}
+				var spec struct {
+					Hostname string `json:"hostname"`
+				}
+				if json.Unmarshal(raw, &spec) == nil && spec.Hostname == hostname {
+					_ = exec.Command(r.runtime, "kill", id, "KILL").Run()
+					return
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // runtimeMountpoints are directories the OCI runtime creates in the rootfs
