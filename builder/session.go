@@ -221,6 +221,10 @@ func (s *Session) Build(ctx context.Context, img Image, opts ...BuildOption) (*R
 			return nil, err
 		}
 		start := time.Now()
+		// A forced step forces every later step: their keys are unchanged,
+		// but their parent is new. A step that ran on a plain miss needs no
+		// such rule: later keys chain from its key, so any later entry that
+		// still exists was built on identical inputs.
 		forced = forced || st.Force
 		var id string
 		cached := false
@@ -261,9 +265,6 @@ func (s *Session) Build(ctx context.Context, img Image, opts ...BuildOption) (*R
 					return nil, fmt.Errorf("%s: %w", st.Name(), err)
 				}
 			}
-			// Whatever ran invalidates what follows: later keys may be
-			// unchanged (ForceBuild), but their parent is new.
-			forced = true
 		}
 		d := time.Since(start)
 		pr.done(st, cached, d)
