@@ -37,7 +37,6 @@ type stepDef struct {
 	kind   layers.Kind
 	args   []string
 	env    map[string]string // WithEnv for runs, variables for Env
-	labels map[string]string
 	// local input
 	src    string
 	copy   bool

@@ -47,18 +47,20 @@ func busyboxTar(t *testing.T) string {
 	return p
 }
 
-// openSession opens a session on a fresh store under a temp dir.
-func openSession(t *testing.T) *builder.Session {
+// openSession opens a session with opts on a fresh store under a temp dir.
+func openSession(t *testing.T, opts ...builder.Option) *builder.Session {
 	t.Helper()
 	root := t.TempDir()
-	s, err := builder.Open(context.Background(), builder.WithStore(filepath.Join(root, "graph"), filepath.Join(root, "run")))
+	opts = append(opts, builder.WithStore(filepath.Join(root, "graph"), filepath.Join(root, "run")))
+	s, err := builder.Open(context.Background(), opts...)
 	if err != nil {
 		t.Fatalf("opening session: %v", err)
 	}
 	t.Cleanup(func() {
-		// Remove the store through its own API: files owned by sub-uids
-		// cannot be removed by the test's cleanup.
 		_ = s.Close()
+		// The test runs inside the user namespace, where files owned by
+		// sub-uids are ours to remove; Go's TempDir cleanup alone fails on
+		// the read-only directories that images contain.
 		_ = exec.Command("rm", "-rf", root).Run()
 	})
 	return s

@@ -91,21 +91,6 @@ func startRegistryAuth(t *testing.T, user, password string) string {
 	return addr
 }
 
-func openInsecureSession(t *testing.T) *builder.Session {
-	t.Helper()
-	root := t.TempDir()
-	s, err := builder.Open(context.Background(), builder.WithInsecureRegistries(),
-		builder.WithStore(filepath.Join(root, "graph"), filepath.Join(root, "run")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.Close()
-		_ = exec.Command("rm", "-rf", root).Run()
-	})
-	return s
-}
-
 func TestFromRegistryPinsDigest(t *testing.T) {
 	requireRootless(t)
 	ctx := context.Background()
@@ -113,7 +98,7 @@ func TestFromRegistryPinsDigest(t *testing.T) {
 	base := busyboxTar(t)
 
 	// A publisher pushes a fixture image to the registry.
-	pub := openInsecureSession(t)
+	pub := openSession(t, builder.WithInsecureRegistries())
 	v1, err := pub.Build(ctx, builder.FromArchive(base).RunCommands([]string{"echo v1 > /version"}),
 		builder.ExportTo("docker://"+reg+"/fixture/base:latest"))
 	if err != nil {
@@ -122,7 +107,7 @@ func TestFromRegistryPinsDigest(t *testing.T) {
 	_ = v1
 
 	// A user builds from it, through the same code path as any registry.
-	s := openInsecureSession(t)
+	s := openSession(t, builder.WithInsecureRegistries())
 	img := builder.FromRegistry(reg + "/fixture/base:latest").RunCommands([]string{"cat /version > /seen"})
 	res, err := s.Build(ctx, img)
 	if err != nil {
@@ -236,7 +221,7 @@ func TestFromRegistryWithAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("REGISTRY_AUTH_FILE", authFile)
-	pub := openInsecureSession(t)
+	pub := openSession(t, builder.WithInsecureRegistries())
 	if _, err := pub.Build(ctx, builder.FromArchive(base).RunCommands([]string{"echo private > /p"}),
 		builder.ExportTo("docker://"+reg+"/private/base:1")); err != nil {
 		t.Fatalf("push with auth.json: %v", err)
@@ -244,7 +229,7 @@ func TestFromRegistryWithAuth(t *testing.T) {
 
 	// The user passes credentials as a secret; no auth.json.
 	t.Setenv("REGISTRY_AUTH_FILE", filepath.Join(t.TempDir(), "none.json"))
-	s := openInsecureSession(t)
+	s := openSession(t, builder.WithInsecureRegistries())
 	good := builder.SecretFromMap("registry", map[string]string{"REGISTRY_USERNAME": user, "REGISTRY_PASSWORD": password})
 	res, err := s.Build(ctx, builder.FromRegistry(reg+"/private/base:1", builder.WithRegistryAuth(good)).RunCommands([]string{"cat /p > /q"}))
 	if err != nil {
