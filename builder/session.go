@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"go.podman.io/storage"
@@ -72,6 +73,9 @@ type Session struct {
 	rt       *runners.Runtime
 	cache    layers.Cache
 	resolver *runners.Resolver
+
+	mu       sync.Mutex
+	inflight map[layers.Key]chan struct{} // steps running now, by key
 }
 
 // Open opens a session. It fails with ErrNoReexec when InitReexec was not
@@ -93,6 +97,7 @@ func Open(ctx context.Context, opts ...Option) (*Session, error) {
 		rt:       rt,
 		cache:    c,
 		resolver: &runners.Resolver{Store: rt.Store(), SystemContext: rt.SystemContext()},
+		inflight: map[layers.Key]chan struct{}{},
 	}, nil
 }
 
@@ -228,42 +233,67 @@ func (s *Session) Build(ctx context.Context, img Image, opts ...BuildOption) (*R
 		forced = forced || st.Force
 		var id string
 		cached := false
+		release := func() {}
 		if st.base != nil && st.base.Kind == runners.BaseScratch {
 			cached = true // nothing to import or record
 		} else if !forced {
-			e, err := s.cache.Get(ctx, st.Key)
-			switch {
-			case err == nil:
-				id, cached = e.ImageID, true
-			case !errors.Is(err, layers.ErrNotFound):
-				return nil, fmt.Errorf("%s: %w", st.Name(), err)
+			// Claim the key, or wait for the build in this session that
+			// runs it now and then take its result from the cache.
+			for {
+				e, err := s.cache.Get(ctx, st.Key)
+				if err == nil {
+					id, cached = e.ImageID, true
+					break
+				}
+				if !errors.Is(err, layers.ErrNotFound) {
+					return nil, fmt.Errorf("%s: %w", st.Name(), err)
+				}
+				rel, busy := s.claim(st.Key)
+				if busy == nil {
+					release = rel
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-busy:
+				}
 			}
 		}
 		if !cached {
-			pr.start(st)
-			if st.base != nil {
-				id, err = s.rt.ImportBase(ctx, *st.base, st.Spec.Args[0], pr.stepWriter(st, nil))
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", st.Name(), err)
-				}
-			} else {
-				rs := st.run
-				red := redactorFor(st.secrets)
-				rs.Output = pr.stepWriter(st, red)
-				for _, sec := range st.secrets {
-					for _, k := range sec.keys() {
-						rs.RunEnv = append(rs.RunEnv, k+"="+sec.env[k])
+			err := func() error {
+				defer release()
+				var err error
+
+				pr.start(st)
+				if st.base != nil {
+					id, err = s.rt.ImportBase(ctx, *st.base, st.Spec.Args[0], pr.stepWriter(st, nil))
+					if err != nil {
+						return fmt.Errorf("%s: %w", st.Name(), err)
+					}
+				} else {
+					rs := st.run
+					red := redactorFor(st.secrets)
+					rs.Output = pr.stepWriter(st, red)
+					for _, sec := range st.secrets {
+						for _, k := range sec.keys() {
+							rs.RunEnv = append(rs.RunEnv, k+"="+sec.env[k])
+						}
+					}
+					id, err = s.rt.Execute(ctx, parentID, rs)
+					if err != nil {
+						return red.err(err)
 					}
 				}
-				id, err = s.rt.Execute(ctx, parentID, rs)
-				if err != nil {
-					return nil, red.err(err)
+				if id != "" {
+					if err := s.cache.Put(ctx, st.Key, layers.Entry{ImageID: id}); err != nil {
+						return fmt.Errorf("%s: %w", st.Name(), err)
+					}
 				}
-			}
-			if id != "" {
-				if err := s.cache.Put(ctx, st.Key, layers.Entry{ImageID: id}); err != nil {
-					return nil, fmt.Errorf("%s: %w", st.Name(), err)
-				}
+				return nil
+			}()
+			if err != nil {
+				return nil, err
 			}
 		}
 		d := time.Since(start)
@@ -300,4 +330,23 @@ func (s *Session) Build(ctx context.Context, img Image, opts ...BuildOption) (*R
 		pr.printf("exported to %s\n", dest)
 	}
 	return res, nil
+}
+
+// claim marks key k as running in this session and returns the func that
+// releases it. When another build of the session runs k now, it returns
+// instead a channel that is closed when that build is done with k.
+func (s *Session) claim(k layers.Key) (release func(), busy <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch, ok := s.inflight[k]; ok {
+		return nil, ch
+	}
+	ch := make(chan struct{})
+	s.inflight[k] = ch
+	return func() {
+		s.mu.Lock()
+		delete(s.inflight, k)
+		s.mu.Unlock()
+		close(ch)
+	}, nil
 }

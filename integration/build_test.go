@@ -603,3 +603,42 @@ func TestCancelStopsTheStep(t *testing.T) {
 		t.Fatalf("%d containers left after cancellation", c)
 	}
 }
+
+func TestConcurrentSameStepsRunOnce(t *testing.T) {
+	requireRootless(t)
+	s := openSession(t)
+	base := busyboxTar(t)
+	prefix := builder.FromArchive(base).
+		RunCommands([]string{"echo shared-1 > /s1"}).
+		RunCommands([]string{"echo shared-2 > /s2"})
+	const n = 8
+	var wg sync.WaitGroup
+	results := make([]*builder.Result, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			results[i], errs[i] = s.Build(context.Background(), prefix.RunCommands([]string{fmt.Sprintf("echo %d > /own", i)}))
+		}(i)
+	}
+	wg.Wait()
+	ran := map[int]int{} // step index -> executions
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("build %d: %v", i, errs[i])
+		}
+		for _, st := range results[i].Steps {
+			if !st.Cached {
+				ran[st.Index]++
+			}
+		}
+		if got := readFromImage(t, s, results[i].ImageID, "own"); got != fmt.Sprintf("%d\n", i) {
+			t.Fatalf("build %d: /own = %q", i, got)
+		}
+	}
+	// The base and the two shared steps ran once; each own step once per build.
+	if ran[0] != 1 || ran[1] != 1 || ran[2] != 1 || ran[3] != n {
+		t.Fatalf("executions per step %v, want base/1/2 once and step 3 %d times", ran, n)
+	}
+}
