@@ -41,12 +41,13 @@ test: vet unit integration
 unit:
 	$(GO) test -race -tags '$(TAGS)' $(GOTEST_FLAGS) $(UNIT_PKGS)
 
-# Integration tests run as an unprivileged user: a rootless builder tested as
+# Integration tests (built with the race detector) run as an unprivileged
+# user: a rootless builder tested as
 # root proves nothing. As root, the test binary is built here and run as
 # $(TEST_USER); as any other user, it runs as that user.
 integration:
 	@mkdir -p $(WORK) $(STRATA_TEST_CACHE) && chmod 1777 $(WORK) $(STRATA_TEST_CACHE)
-	$(GO) test -c -tags '$(TAGS)' -o $(WORK)/integration.test ./integration
+	$(GO) test -race -c -tags '$(TAGS)' -o $(WORK)/integration.test ./integration
 	chmod 755 $(WORK)/integration.test
 	@if [ "$$(id -u)" = 0 ]; then \
 		id -u $(TEST_USER) >/dev/null 2>&1 || { echo "no user $(TEST_USER): run make setup"; exit 1; }; \

@@ -364,6 +364,9 @@ func eachLayer(t *testing.T, s *builder.Session, imageID string, fn func(r io.Re
 			t.Fatal(err)
 		}
 		more := fn(rc)
+		// Drain before closing: closing storage's diff stream early races
+		// inside its decompressor (seen with the race detector).
+		_, _ = io.Copy(io.Discard, rc)
 		rc.Close()
 		if !more {
 			return
