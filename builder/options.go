@@ -3,8 +3,9 @@ package builder
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"go.podman.io/image/v5/types"
@@ -129,21 +130,13 @@ func SecretFromEnv(names ...string) Secret {
 		}
 		s.env[n] = v
 	}
-	sort.Strings(names)
 	return s
 }
 
 // Name returns the secret's name.
 func (s Secret) Name() string { return s.name }
 
-func (s Secret) keys() []string {
-	ks := make([]string, 0, len(s.env))
-	for k := range s.env {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
+func (s Secret) keys() []string { return slices.Sorted(maps.Keys(s.env)) }
 
 // BaseOption changes how a registry base is pulled.
 type BaseOption interface{ applyBase(*baseOptions) }

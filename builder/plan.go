@@ -3,8 +3,10 @@ package builder
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -141,7 +143,7 @@ func lower(n *node) (PlannedStep, error) {
 		sort.Strings(spec.Secrets)
 		ps.run.Commands = s.args
 		ps.run.Shell = shell
-		for _, k := range sortedKeys(s.env) {
+		for _, k := range slices.Sorted(maps.Keys(s.env)) {
 			ps.run.RunEnv = append(ps.run.RunEnv, k+"="+s.env[k])
 		}
 		ps.Description = strings.Join(s.args, " && ")
@@ -149,7 +151,7 @@ func lower(n *node) (PlannedStep, error) {
 		spec.Env = s.env
 		ps.run.Config.Env = s.env
 		var kv []string
-		for _, k := range sortedKeys(s.env) {
+		for _, k := range slices.Sorted(maps.Keys(s.env)) {
 			kv = append(kv, k+"="+s.env[k])
 		}
 		ps.Description = strings.Join(kv, " ")
@@ -209,13 +211,4 @@ func baseDescription(b runners.Base, digest string) string {
 		return b.Ref + "@" + digest
 	}
 	return b.Ref
-}
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -276,6 +278,11 @@ func removeCreatedMountpoints(root string, created []string) {
 	}
 }
 
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
 func randomSuffix() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -286,7 +293,7 @@ func applyConfig(b *buildah.Builder, c ConfigChange) {
 	if c.empty() {
 		return
 	}
-	for _, k := range sortedKeys(c.Env) {
+	for _, k := range slices.Sorted(maps.Keys(c.Env)) {
 		b.SetEnv(k, c.Env[k])
 	}
 	if c.Workdir != nil {
@@ -301,7 +308,7 @@ func applyConfig(b *buildah.Builder, c ConfigChange) {
 	if c.User != nil {
 		b.SetUser(*c.User)
 	}
-	for _, k := range sortedKeys(c.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
 		b.SetLabel(k, c.Labels[k])
 	}
 }

@@ -2,8 +2,6 @@ package runners
 
 import (
 	"bytes"
-	"os"
-	"sort"
 	"sync"
 )
 
@@ -52,18 +50,4 @@ func (t *tailWriter) Lines() []string {
 		}
 	}
 	return out
-}
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
-func isDir(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
 }
