@@ -6,8 +6,9 @@ import (
 	"testing"
 )
 
-// TestDependencies enforces the architecture: layers, mount and pkg/ never
-// import Buildah; pkg/ imports nothing from strata; nothing imports cmd/.
+// TestDependencies enforces the architecture: layers, mount, gpu, cloudauth
+// and pkg/ never import Buildah; pkg/ imports nothing from strata; nothing
+// imports cmd/.
 func TestDependencies(t *testing.T) {
 	const mod = "github.com/stratabuild/strata/"
 	deps := func(t *testing.T, pkg string) []string {
@@ -17,7 +18,7 @@ func TestDependencies(t *testing.T) {
 		}
 		return strings.Fields(string(out))
 	}
-	for _, pkg := range []string{"./layers/...", "./mount/...", "./pkg/..."} {
+	for _, pkg := range []string{"./layers/...", "./mount/...", "./pkg/...", "./gpu/...", "./cloudauth/..."} {
 		for _, d := range deps(t, pkg) {
 			if strings.HasPrefix(d, "go.podman.io/buildah") {
 				t.Errorf("%s depends on %s", pkg, d)

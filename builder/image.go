@@ -44,6 +44,14 @@ type stepDef struct {
 	dir    bool
 	shell  []string // RunCommands: the shell in force when it was added
 	opts   stepOptions
+	// host files mounted for a run step, keyed by content
+	inputs []hostInput
+	// resolve, when set, computes a run step's commands when the build
+	// starts (from files it reads)
+	resolve func() ([]string, error)
+	// pathPrepend is put first on the image's PATH after a run step
+	pathPrepend string
+	fn          Function // RunFunction
 }
 
 func (i Image) root() *node {
@@ -95,7 +103,7 @@ func FromRegistry(ref string, opts ...BaseOption) Image {
 	b.Auth = bo.auth
 	_, err := runners.ParseRegistryRef(ref)
 	if err == nil {
-		err = bo.err
+		err = bo.check("FromRegistry", "WithRegistryAuth")
 	}
 	return newBase("FromRegistry", b, err)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.podman.io/image/v5/types"
+
+	"github.com/stratabuild/strata/runners"
 )
 
 type stepOptions struct {
@@ -25,16 +27,21 @@ type StepOption interface {
 	applyStep(*stepOptions)
 }
 
-// RunOption changes a RunCommands step.
-type RunOption interface{ applyRun(*stepOptions) }
+// RunOption changes a RunCommands or RunFunction step. Every RunOption is
+// also a PackageOption.
+type RunOption interface {
+	applyRun(*stepOptions)
+	applyPkg(*pkgOptions)
+}
 
 // AddOption changes an AddLocalFile or AddLocalDir step.
 type AddOption interface{ applyAdd(*addOptions) }
 
 type addOptions struct {
 	stepOptions
-	copy   bool
-	ignore []string
+	copy       bool
+	ignore     []string
+	pythonPath []string
 }
 
 type stepOption func(*stepOptions)
@@ -144,6 +151,28 @@ type BaseOption interface{ applyBase(*baseOptions) }
 type baseOptions struct {
 	auth *types.DockerAuthConfig
 	err  error
+
+	used   map[string]bool // base-specific options given, by name
+	debian runners.Debian  // DebianMirror settings
+	mirror *runners.Debian // DebianSlim: build from a mirror instead
+}
+
+// named records that the option name was given.
+func (o *baseOptions) named(name string) {
+	if o.used == nil {
+		o.used = map[string]bool{}
+	}
+	o.used[name] = true
+}
+
+// check rejects base options that method does not take.
+func (o *baseOptions) check(method string, allowed ...string) error {
+	for _, name := range slices.Sorted(maps.Keys(o.used)) {
+		if !slices.Contains(allowed, name) {
+			return fmt.Errorf("option %s does not apply to %s", name, method)
+		}
+	}
+	return o.err
 }
 
 type baseOption func(*baseOptions)
@@ -155,6 +184,7 @@ func (f baseOption) applyBase(o *baseOptions) { f(o) }
 // from_registry does). Default: credentials from auth.json.
 func WithRegistryAuth(secret Secret) BaseOption {
 	return baseOption(func(o *baseOptions) {
+		o.named("WithRegistryAuth")
 		if secret.err != nil {
 			o.err = secret.err
 			return

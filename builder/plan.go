@@ -2,7 +2,9 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -132,21 +134,45 @@ func lower(n *node) (PlannedStep, error) {
 		if len(shell) == 0 {
 			shell = defaultShell
 		}
-		spec.Args = s.args
-		spec.Env = s.env
-		spec.Shell = shell
-		for _, sec := range s.opts.secrets {
-			for _, k := range sec.keys() {
-				spec.Secrets = append(spec.Secrets, sec.name+"/"+k)
+		args := s.args
+		if s.resolve != nil {
+			var err error
+			if args, err = s.resolve(); err != nil {
+				return ps, err
 			}
 		}
-		sort.Strings(spec.Secrets)
-		ps.run.Commands = s.args
-		ps.run.Shell = shell
-		for _, k := range slices.Sorted(maps.Keys(s.env)) {
-			ps.run.RunEnv = append(ps.run.RunEnv, k+"="+s.env[k])
+		spec.Args = args
+		spec.Shell = shell
+		if err := lowerInputs(s.inputs, &spec, &ps.run); err != nil {
+			return ps, err
 		}
-		ps.Description = strings.Join(s.args, " && ")
+		if s.pathPrepend != "" {
+			spec.Options = map[string]string{"path_prepend": s.pathPrepend}
+			ps.run.Config.PathPrepend = s.pathPrepend
+		}
+		ps.run.Commands = args
+		ps.run.Shell = shell
+		ps.Description = strings.Join(args, " && ")
+		lowerRunEnv(s, &spec, &ps.run)
+	case layers.KindFunction:
+		self, err := runners.SelfExec()
+		if err != nil {
+			return ps, fmt.Errorf("running a function in the build container: %w", err)
+		}
+		spec.Args = s.args
+		version := s.fn.version
+		if version == "" {
+			version = self.BuildID
+		}
+		spec.Options = map[string]string{"version": version}
+		ps.run.Mounts = append(ps.run.Mounts, self.Mounts...)
+		ps.run.Argv = [][]string{append(append([]string{}, self.Argv...), s.args[1:]...)}
+		lowerRunEnv(s, &spec, &ps.run)
+		ps.run.RunEnv = append(ps.run.RunEnv, runners.EnvFunction+"="+s.fn.name)
+		ps.Description = s.fn.name
+		if len(s.args) > 1 {
+			ps.Description += " " + shellJoin(s.args[1:])
+		}
 	case layers.KindEnv:
 		spec.Env = s.env
 		ps.run.Config.Env = s.env
@@ -201,6 +227,50 @@ func lower(n *node) (PlannedStep, error) {
 	}
 	ps.Spec = spec
 	return ps, nil
+}
+
+// lowerRunEnv puts a run step's own environment and its secrets' names into
+// the spec, and its environment into the runner step (secret values are
+// added only when the step runs).
+func lowerRunEnv(s *stepDef, spec *layers.Spec, run *runners.Step) {
+	spec.Env = s.env
+	for _, sec := range s.opts.secrets {
+		for _, k := range sec.keys() {
+			spec.Secrets = append(spec.Secrets, sec.name+"/"+k)
+		}
+	}
+	sort.Strings(spec.Secrets)
+	for _, k := range slices.Sorted(maps.Keys(s.env)) {
+		run.RunEnv = append(run.RunEnv, k+"="+s.env[k])
+	}
+}
+
+// lowerInputs digests a run step's host files into the spec, under their
+// container paths, and mounts them for the runner step.
+func lowerInputs(inputs []hostInput, spec *layers.Spec, run *runners.Step) error {
+	for _, in := range inputs {
+		src, err := filepath.Abs(in.src)
+		if err != nil {
+			return fmt.Errorf("input %s: %w", in.src, err)
+		}
+		st, err := os.Stat(src)
+		if err != nil {
+			if in.optional && errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return fmt.Errorf("input file %s: %w", in.src, err)
+		}
+		if st.IsDir() {
+			return fmt.Errorf("input %s is a directory, not a file", in.src)
+		}
+		d, err := mount.FileDigest(src)
+		if err != nil {
+			return fmt.Errorf("input file %s: %w", in.src, err)
+		}
+		spec.Inputs = append(spec.Inputs, layers.Input{Name: in.dest, Digest: d})
+		run.Mounts = append(run.Mounts, runners.Mount{Src: src, Dest: in.dest})
+	}
+	return nil
 }
 
 func baseDescription(b runners.Base, digest string) string {

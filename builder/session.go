@@ -16,7 +16,13 @@ import (
 
 // InitReexec must be called first thing in main by any program that builds;
 // when it returns true, main must return at once. See the package doc.
-func InitReexec() bool { return runners.InitReexec() }
+//
+// In a copy of the program started by RunFunction inside a build container,
+// InitReexec runs the registered function and exits.
+func InitReexec() bool {
+	runRegistered()
+	return runners.InitReexec()
+}
 
 // ErrNoReexec is returned by Open when InitReexec was not called first.
 var ErrNoReexec = runners.ErrNoReexec

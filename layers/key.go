@@ -51,6 +51,7 @@ const (
 	KindUser       Kind = "user"
 	KindLabel      Kind = "label"
 	KindAdd        Kind = "add"
+	KindFunction   Kind = "function"
 )
 
 // Input is one local input of a step, by content.

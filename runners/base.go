@@ -34,6 +34,7 @@ const (
 	BaseArchive   BaseKind = "archive"
 	BaseOCILayout BaseKind = "oci-layout"
 	BaseID        BaseKind = "id"
+	BaseDebian    BaseKind = "debian"
 )
 
 // Base names a base image.
@@ -44,6 +45,8 @@ type Base struct {
 	Ref string
 	// Auth, when set, is used for registry pulls instead of auth.json.
 	Auth *types.DockerAuthConfig
+	// Debian describes a BaseDebian base.
+	Debian *Debian
 }
 
 // Resolver turns bases into content digests, remembering archive digests by
@@ -80,6 +83,8 @@ func (r *Resolver) Resolve(ctx context.Context, b Base) (string, error) {
 		return "sha256:" + img.ID, nil
 	case BaseRegistry:
 		return r.registryDigest(ctx, b)
+	case BaseDebian:
+		return debianDigest(ctx, *b.Debian)
 	}
 	return "", fmt.Errorf("unknown base kind %q", b.Kind)
 }
@@ -235,12 +240,19 @@ func (r *Runtime) ImportBase(ctx context.Context, b Base, digest string, report 
 			return "", err
 		}
 		name = t + ":" + b.Ref
+	case BaseDebian:
+		return r.importDebian(ctx, *b.Debian, report)
 	default:
 		return "", fmt.Errorf("unknown base kind %q", b.Kind)
 	}
+	return r.pull(ctx, name, b.Auth, report)
+}
+
+// pull copies the image name (with its transport) into the store.
+func (r *Runtime) pull(ctx context.Context, name string, auth *types.DockerAuthConfig, report io.Writer) (string, error) {
 	sc := r.SystemContext()
-	if b.Auth != nil {
-		sc.DockerAuthConfig = b.Auth
+	if auth != nil {
+		sc.DockerAuthConfig = auth
 	}
 	if report == nil {
 		report = io.Discard

@@ -31,6 +31,13 @@ func InitReexec() bool {
 	if buildah.InitReexec() {
 		return true
 	}
+	// Inside the user namespace /proc/self/exe no longer names the file
+	// (it reads "/"), so remember it for SelfExec first.
+	if os.Getenv(envExecutable) == "" {
+		if exe, err := os.Executable(); err == nil {
+			os.Setenv(envExecutable, exe)
+		}
+	}
 	unshare.MaybeReexecUsingUserNamespace(false)
 	os.Setenv(EnvReexecMarker, "1")
 	return false

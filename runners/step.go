@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"go.podman.io/buildah"
 	"go.podman.io/buildah/define"
 	"go.podman.io/common/libnetwork/types"
@@ -28,8 +29,13 @@ type Step struct {
 	// Commands run one after another through Shell (default /bin/sh -c).
 	Commands []string
 	Shell    []string
+	// Argv are commands run directly, without a shell, after Commands.
+	Argv [][]string
 	// RunEnv is extra "KEY=value" environment for Commands only.
 	RunEnv []string
+	// Mounts are host files or directories visible while the commands run;
+	// nothing of them, mount targets included, is committed.
+	Mounts []Mount
 	// Copies are local files or directories to put into the image.
 	Copies []Copy
 	// Config changes applied to the image config.
@@ -45,6 +51,13 @@ type Copy struct {
 	Excludes []string
 }
 
+// Mount makes the host path Src visible at the absolute path Dest inside
+// the container while a step's commands run, read-only unless Writable.
+type Mount struct {
+	Src, Dest string
+	Writable  bool
+}
+
 // ConfigChange is a set of image config edits; nil fields change nothing.
 type ConfigChange struct {
 	Env        map[string]string
@@ -53,10 +66,12 @@ type ConfigChange struct {
 	Cmd        *[]string
 	User       *string
 	Labels     map[string]string
+	// PathPrepend is put first on the image's PATH.
+	PathPrepend string
 }
 
 func (c ConfigChange) empty() bool {
-	return c.Env == nil && c.Workdir == nil && c.Entrypoint == nil && c.Cmd == nil && c.User == nil && c.Labels == nil
+	return c.Env == nil && c.Workdir == nil && c.Entrypoint == nil && c.Cmd == nil && c.User == nil && c.Labels == nil && c.PathPrepend == ""
 }
 
 // StepError reports a step whose command failed.
@@ -131,17 +146,30 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		}
 	}
 
-	if len(st.Commands) > 0 {
+	if len(st.Commands) > 0 || len(st.Argv) > 0 {
 		mnt, err := b.Mount(b.MountLabel)
 		if err != nil {
 			return "", fmt.Errorf("%s: mounting working container: %w", st.Name, err)
 		}
-		missing := missingMountpoints(mnt)
+		missing := missingMountpoints(mnt, st.Mounts)
+		var argvs [][]string
+		shell := st.Shell
+		if len(shell) == 0 {
+			shell = []string{"/bin/sh", "-c"}
+		}
 		for _, cmd := range st.Commands {
+			argvs = append(argvs, append(append([]string{}, shell...), cmd))
+		}
+		argvs = append(argvs, st.Argv...)
+		for k, argv := range argvs {
 			if err := ctx.Err(); err != nil {
 				return "", err
 			}
-			if err := r.run(ctx, b, st, cmd); err != nil {
+			shown := strings.Join(argv, " ")
+			if k < len(st.Commands) {
+				shown = st.Commands[k]
+			}
+			if err := r.run(ctx, b, st, argv, shown); err != nil {
 				return "", err
 			}
 		}
@@ -156,7 +184,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		PreferredManifestType: define.OCIv1ImageManifest,
 		SystemContext:         r.SystemContext(),
 		SignaturePolicyPath:   r.policyPath,
-		EmptyLayer:            len(st.Commands) == 0 && len(st.Copies) == 0,
+		EmptyLayer:            len(st.Commands) == 0 && len(st.Argv) == 0 && len(st.Copies) == 0,
 		HistoryTimestamp:      nil,
 	})
 	if err != nil {
@@ -165,12 +193,15 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	return id, nil
 }
 
-func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, cmd string) error {
-	shell := st.Shell
-	if len(shell) == 0 {
-		shell = []string{"/bin/sh", "-c"}
+func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []string, cmd string) error {
+	var mounts []specs.Mount
+	for _, m := range st.Mounts {
+		opts := []string{"rbind", "ro"}
+		if m.Writable {
+			opts = []string{"rbind", "rw"}
+		}
+		mounts = append(mounts, specs.Mount{Source: m.Src, Destination: m.Dest, Type: "bind", Options: opts})
 	}
-	argv := append(append([]string{}, shell...), cmd)
 	tail := newTailWriter(20)
 	var out io.Writer = tail
 	if st.Output != nil {
@@ -187,6 +218,7 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, cmd stri
 			Runtime:          r.runtime,
 			Isolation:        r.isolation(),
 			Env:              st.RunEnv,
+			Mounts:           mounts,
 			NamespaceOptions: hostNetwork(),
 			ConfigureNetwork: define.NetworkDefault,
 			Terminal:         buildah.WithoutTerminal,
@@ -260,21 +292,43 @@ func (r *Runtime) killRunning(hostname string) {
 // to mount over when the image lacks them; they are not the step's output.
 var runtimeMountpoints = []string{"dev", "proc", "sys"}
 
-func missingMountpoints(root string) []string {
-	var out []string
+// mountpoints lists the paths, relative to root, that the runtime will
+// create for a step's mounts and that must not be committed: the runtime's
+// own (kept when the step put something in them) and, for each Mount, the
+// topmost component of its target that does not exist yet (always removed).
+type mountpoints struct{ runtime, mounts []string }
+
+func missingMountpoints(root string, ms []Mount) mountpoints {
+	var out mountpoints
 	for _, p := range runtimeMountpoints {
 		if _, err := os.Lstat(filepath.Join(root, p)); os.IsNotExist(err) {
-			out = append(out, p)
+			out.runtime = append(out.runtime, p)
+		}
+	}
+	for _, m := range ms {
+		rel := strings.TrimPrefix(filepath.Clean("/"+m.Dest), "/")
+		parts := strings.Split(rel, "/")
+		for i := range parts {
+			p := filepath.Join(parts[:i+1]...)
+			if _, err := os.Lstat(filepath.Join(root, p)); os.IsNotExist(err) {
+				if !slices.Contains(out.mounts, p) {
+					out.mounts = append(out.mounts, p)
+				}
+				break
+			}
 		}
 	}
 	return out
 }
 
-// removeCreatedMountpoints removes the mountpoints the runtime created, when
-// the step left them empty, so they do not land in the committed layer.
-func removeCreatedMountpoints(root string, created []string) {
-	for _, p := range created {
+// removeCreatedMountpoints removes the mountpoints the runtime created so
+// they do not land in the committed layer.
+func removeCreatedMountpoints(root string, created mountpoints) {
+	for _, p := range created.runtime {
 		_ = os.Remove(filepath.Join(root, p)) // fails, and keeps it, when not empty
+	}
+	for _, p := range created.mounts {
+		_ = os.RemoveAll(filepath.Join(root, p))
 	}
 }
 
@@ -310,6 +364,15 @@ func applyConfig(b *buildah.Builder, c ConfigChange) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
 		b.SetLabel(k, c.Labels[k])
+	}
+	if c.PathPrepend != "" {
+		old := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+		for _, e := range b.Env() {
+			if v, ok := strings.CutPrefix(e, "PATH="); ok {
+				old = v
+			}
+		}
+		b.SetEnv("PATH", c.PathPrepend+":"+old)
 	}
 }
 
