@@ -17,7 +17,7 @@ UNIT_PKGS = $(shell $(GO) list -tags '$(TAGS)' ./... | grep -v /integration)
 APT_PACKAGES := runc uidmap libseccomp-dev busybox-static buildah docker-registry \
 	mmdebstrap gcc pkg-config ca-certificates git make
 
-.PHONY: setup build vet test unit integration bench demo clean
+.PHONY: setup build vet test unit integration bench demo clean gpu-e2e
 
 setup:
 	@if [ "$$(id -u)" != 0 ]; then echo "make setup must run as root (it installs packages and adds $(TEST_USER))"; exit 1; fi
@@ -28,6 +28,10 @@ setup:
 	id -u $(TEST_USER) >/dev/null 2>&1 || useradd --create-home --shell /bin/bash $(TEST_USER)
 	grep -q '^$(TEST_USER):' /etc/subuid || echo '$(TEST_USER):200000:65536' >> /etc/subuid
 	grep -q '^$(TEST_USER):' /etc/subgid || echo '$(TEST_USER):200000:65536' >> /etc/subgid
+	@# Harmless fake GPU nodes (copies of /dev/null, 1:3) for the rootless GPU
+	@# test, only where no NVIDIA driver is loaded.
+	@if [ ! -e /proc/driver/nvidia ]; then for n in nvidia0 nvidiactl; do \
+		[ -e /dev/$$n ] || mknod -m 666 /dev/$$n c 1 3; done; fi
 
 build:
 	$(GO) build -tags '$(TAGS)' ./...
@@ -56,6 +60,15 @@ integration:
 	else \
 		cd $(WORK) && STRATA_INTEGRATION=1 ./integration.test -test.v -test.timeout 30m ; \
 	fi
+
+# On a host with an NVIDIA driver: the GPU step test, rootless as
+# $(TEST_USER) and then as root.
+gpu-e2e:
+	@mkdir -p $(WORK) && chmod 1777 $(WORK)
+	$(GO) test -c -tags '$(TAGS) gpu_e2e' -o $(WORK)/gpu-e2e.test ./integration
+	chmod 755 $(WORK)/gpu-e2e.test
+	cd $(WORK) && su $(TEST_USER) -c 'cd $(WORK) && STRATA_INTEGRATION=1 ./gpu-e2e.test -test.v -test.run GPUEndToEnd'
+	cd $(WORK) && STRATA_INTEGRATION=1 STRATA_ALLOW_ROOT=1 ./gpu-e2e.test -test.v -test.run GPUEndToEnd
 
 demo:
 	@mkdir -p $(WORK) && chmod 1777 $(WORK)

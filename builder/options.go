@@ -10,6 +10,8 @@ import (
 
 	"go.podman.io/image/v5/types"
 
+	"github.com/stratabuild/strata/cloudauth"
+	"github.com/stratabuild/strata/gpu"
 	"github.com/stratabuild/strata/runners"
 )
 
@@ -17,6 +19,7 @@ type stepOptions struct {
 	force   bool
 	env     map[string]string
 	secrets []Secret
+	gpu     gpu.Request
 	err     error
 }
 
@@ -101,6 +104,26 @@ func WithSecrets(secrets ...Secret) RunOption {
 	})
 }
 
+// GPU runs the step with GPUs, as Modal's gpu= parameter: "any", "all",
+// a model ("H100", "A100-80GB", case-insensitive, matched against the
+// driver's name), a count ("H100:2"), or several acceptable types in order
+// of preference (GPU("H100", "A100")). The GPUs are injected through CDI
+// for the step only: nothing GPU-specific reaches the layer. The request,
+// in canonical form, enters the step's cache key; the host's GPUs (UUIDs,
+// driver version) do not, so the same definition hits the cache on another
+// GPU host. A host without the NVIDIA driver fails GPU steps only, with an
+// error that matches gpu.ErrNoDriver. Default: no GPU.
+func GPU(types ...string) RunOption {
+	return runOption(func(o *stepOptions) {
+		req, err := gpu.ParseRequest(types...)
+		if err != nil {
+			o.err = err
+			return
+		}
+		o.gpu = req
+	})
+}
+
 // Copy makes an AddLocalFile or AddLocalDir a normal build step, so later
 // steps see the files. Default: off (files are added after every build step).
 func Copy() AddOption { return addOption(func(o *addOptions) { o.copy = true }) }
@@ -155,6 +178,8 @@ type baseOptions struct {
 	used   map[string]bool // base-specific options given, by name
 	debian runners.Debian  // DebianMirror settings
 	mirror *runners.Debian // DebianSlim: build from a mirror instead
+
+	exchange cloudauth.Exchanger // FromAWSECR, FromGCPArtifactRegistry
 }
 
 // named records that the option name was given.

@@ -192,3 +192,21 @@ func TestAddLocalPythonSourceDefaults(t *testing.T) {
 func lastKeyOf(t *testing.T, dir string) string {
 	return string(lastKey(t, Scratch().AddLocalPythonSource([]string{"pkg"}, PythonPath(dir), Copy())))
 }
+
+// TestGPURequestKeysTheStep: the request, canonicalised, is in the key;
+// spelling variants of one request share it.
+func TestGPURequestKeysTheStep(t *testing.T) {
+	key := func(opts ...RunOption) string {
+		return string(lastKey(t, Scratch().RunCommands([]string{"nvidia-smi"}, opts...)))
+	}
+	plain, h100 := key(), key(GPU("H100"))
+	if plain == h100 {
+		t.Fatal("GPU(\"H100\") did not change the key")
+	}
+	if got := key(GPU("h100:1")); got != h100 {
+		t.Fatal("h100:1 and H100 are one request but got two keys")
+	}
+	if key(GPU("A100")) == h100 || key(GPU("H100:2")) == h100 {
+		t.Fatal("another model or count shares H100's key")
+	}
+}

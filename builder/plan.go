@@ -234,6 +234,13 @@ func lower(n *node) (PlannedStep, error) {
 // added only when the step runs).
 func lowerRunEnv(s *stepDef, spec *layers.Spec, run *runners.Step) {
 	spec.Env = s.env
+	if !s.opts.gpu.IsZero() {
+		if spec.Options == nil {
+			spec.Options = map[string]string{}
+		}
+		spec.Options["gpu"] = s.opts.gpu.String()
+		run.GPU = s.opts.gpu
+	}
 	for _, sec := range s.opts.secrets {
 		for _, k := range sec.keys() {
 			spec.Secrets = append(spec.Secrets, sec.name+"/"+k)

@@ -10,6 +10,7 @@ import (
 
 	"go.podman.io/storage"
 
+	"github.com/stratabuild/strata/gpu"
 	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/runners"
 )
@@ -65,6 +66,29 @@ func WithRuntime(path string) Option {
 // pulls and pushes. Default: off.
 func WithInsecureRegistries() Option {
 	return sessionOption(func(o *sessionOptions) { o.cfg.Insecure = true })
+}
+
+// WithGPUDiscovery replaces how GPU steps find the host's GPUs and describe
+// the driver's files: d lists the GPUs (default: NVML), spec describes the
+// host to the CDI spec generator (default: the real driver root and /dev).
+// Tests use it with go-nvml's mocks and a fake driver tree.
+func WithGPUDiscovery(d gpu.Discoverer, spec gpu.SpecOptions) Option {
+	return sessionOption(func(o *sessionOptions) { o.cfg.GPU.Discoverer, o.cfg.GPU.Spec = d, spec })
+}
+
+// WithHostCDISpecs gives GPU steps the devices of the CDI specs an
+// administrator generated in /etc/cdi or /var/run/cdi (nvidia-ctk cdi
+// generate) instead of the spec strata writes. Those specs usually carry
+// hooks that write into the container's filesystem, and so into the
+// layer. Default: off.
+func WithHostCDISpecs() Option {
+	return sessionOption(func(o *sessionOptions) { o.cfg.GPU.HostSpecs = true })
+}
+
+// WithSharedGPUs lets concurrent GPU steps use the same GPU. Default: each
+// GPU serves one step at a time, and a step waits for a free one.
+func WithSharedGPUs() Option {
+	return sessionOption(func(o *sessionOptions) { o.cfg.GPU.Shared = true })
 }
 
 // WithCache replaces the layer cache. Default: entries kept as image names in

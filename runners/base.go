@@ -47,6 +47,22 @@ type Base struct {
 	Auth *types.DockerAuthConfig
 	// Debian describes a BaseDebian base.
 	Debian *Debian
+	// AuthFunc, when set, supplies registry credentials when they are
+	// needed (for credentials exchanged from a cloud secret).
+	AuthFunc func(context.Context) (*types.DockerAuthConfig, error)
+}
+
+// withAuth returns b with Auth filled from AuthFunc.
+func (b Base) withAuth(ctx context.Context) (Base, error) {
+	if b.AuthFunc == nil {
+		return b, nil
+	}
+	a, err := b.AuthFunc(ctx)
+	if err != nil {
+		return b, err
+	}
+	b.Auth = a
+	return b, nil
 }
 
 // Resolver turns bases into content digests, remembering archive digests by
@@ -82,6 +98,10 @@ func (r *Resolver) Resolve(ctx context.Context, b Base) (string, error) {
 		}
 		return "sha256:" + img.ID, nil
 	case BaseRegistry:
+		b, err := b.withAuth(ctx)
+		if err != nil {
+			return "", err
+		}
 		return r.registryDigest(ctx, b)
 	case BaseDebian:
 		return debianDigest(ctx, *b.Debian)
@@ -229,6 +249,9 @@ func (r *Runtime) ImportBase(ctx context.Context, b Base, digest string, report 
 	case BaseRegistry:
 		named, err := ParseRegistryRef(b.Ref)
 		if err != nil {
+			return "", err
+		}
+		if b, err = b.withAuth(ctx); err != nil {
 			return "", err
 		}
 		name = "docker://" + reference.TrimNamed(named).String() + "@" + digest

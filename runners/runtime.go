@@ -26,6 +26,8 @@ type Config struct {
 	Runtime string
 	// Insecure allows plain-HTTP and unverified-TLS registries.
 	Insecure bool
+	// GPU configures steps that ask for GPUs.
+	GPU GPUConfig
 }
 
 // Runtime holds an open store and everything a step needs to run. It is safe
@@ -37,6 +39,9 @@ type Runtime struct {
 	rootless   bool
 	insecure   bool
 	ulimits    []string
+	runRoot    string
+	gpuCfg     GPUConfig
+	gpu        gpuState
 }
 
 // Open opens (creating if needed) the store described by cfg.
@@ -113,6 +118,8 @@ func Open(cfg Config) (*Runtime, error) {
 		rootless:   unshare.IsRootless(),
 		insecure:   cfg.Insecure,
 		ulimits:    ulimits,
+		runRoot:    opts.RunRoot,
+		gpuCfg:     cfg.GPU,
 	}, nil
 }
 
@@ -121,6 +128,7 @@ func (r *Runtime) Store() storage.Store { return r.store }
 
 // Close releases the store.
 func (r *Runtime) Close() error {
+	r.gpuCleanup()
 	_, err := r.store.Shutdown(false)
 	return err
 }

@@ -20,6 +20,8 @@ import (
 	"go.podman.io/buildah"
 	"go.podman.io/buildah/define"
 	"go.podman.io/common/libnetwork/types"
+
+	"github.com/stratabuild/strata/gpu"
 )
 
 // Step is one unit of work on a working container, described in plain data.
@@ -36,6 +38,9 @@ type Step struct {
 	// Mounts are host files or directories visible while the commands run;
 	// nothing of them, mount targets included, is committed.
 	Mounts []Mount
+	// GPU, when not zero, gives the commands GPUs that meet it, through
+	// CDI; nothing GPU-specific is committed.
+	GPU gpu.Request
 	// Copies are local files or directories to put into the image.
 	Copies []Copy
 	// Config changes applied to the image config.
@@ -151,7 +156,18 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		if err != nil {
 			return "", fmt.Errorf("%s: mounting working container: %w", st.Name, err)
 		}
-		missing := missingMountpoints(mnt, st.Mounts)
+		var g *gpuRun
+		if !st.GPU.IsZero() {
+			if g, err = r.acquireGPUs(ctx, st.GPU); err != nil {
+				return "", fmt.Errorf("%s: %w", st.Name, err)
+			}
+			defer g.release()
+		}
+		targets := st.Mounts
+		if g != nil {
+			targets = append(slices.Clone(targets), g.mounts...)
+		}
+		missing := missingMountpoints(mnt, targets)
 		var argvs [][]string
 		shell := st.Shell
 		if len(shell) == 0 {
@@ -169,11 +185,12 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 			if k < len(st.Commands) {
 				shown = st.Commands[k]
 			}
-			if err := r.run(ctx, b, st, argv, shown); err != nil {
+			if err := r.run(ctx, b, st, argv, shown, g); err != nil {
 				return "", err
 			}
 		}
 		removeCreatedMountpoints(mnt, missing)
+		g.release()
 	}
 	applyConfig(b, st.Config)
 
@@ -193,7 +210,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	return id, nil
 }
 
-func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []string, cmd string) error {
+func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []string, cmd string, g *gpuRun) error {
 	var mounts []specs.Mount
 	for _, m := range st.Mounts {
 		opts := []string{"rbind", "ro"}
@@ -211,13 +228,22 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []s
 	if len(hostname) > 12 {
 		hostname = hostname[:12]
 	}
+	env := st.RunEnv
+	var devices []string
+	cdiDir := ""
+	if g != nil {
+		env = append(slices.Clone(env), g.env(append(b.Env(), st.RunEnv...))...)
+		devices, cdiDir = g.names, g.dir
+	}
 	done := make(chan error, 1)
 	go func() {
 		done <- b.Run(argv, buildah.RunOptions{
+			DeviceSpecs:      devices,
+			CDIConfigDir:     cdiDir,
 			Hostname:         hostname,
 			Runtime:          r.runtime,
 			Isolation:        r.isolation(),
-			Env:              st.RunEnv,
+			Env:              env,
 			Mounts:           mounts,
 			NamespaceOptions: hostNetwork(),
 			ConfigureNetwork: define.NetworkDefault,
