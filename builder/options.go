@@ -163,6 +163,39 @@ func SecretFromEnv(names ...string) Secret {
 	return s
 }
 
+// SecretFromDotenv returns a secret named name holding the variables of a
+// dotenv file (KEY=value lines; blank lines and lines starting with # are
+// skipped; an optional "export " prefix and quotes around the value are
+// removed), as Modal's Secret.from_dotenv. An unreadable or malformed file
+// is an error at Build that names the file and line, never a value.
+func SecretFromDotenv(name, path string) Secret {
+	s := Secret{name: name, env: map[string]string{}}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		s.err = fmt.Errorf("secret %s: %w", name, err)
+		return s
+	}
+	for i, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		k, v, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" || strings.ContainsAny(k, " \t\x00") {
+			s.err = fmt.Errorf("secret %s: %s line %d is not KEY=value", name, path, i+1)
+			return s
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		s.env[k] = v
+	}
+	return s
+}
+
 // Name returns the secret's name.
 func (s Secret) Name() string { return s.name }
 

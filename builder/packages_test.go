@@ -210,3 +210,21 @@ func TestGPURequestKeysTheStep(t *testing.T) {
 		t.Fatal("another model or count shares H100's key")
 	}
 }
+
+func TestSecretFromDotenv(t *testing.T) {
+	dir := tempTree(t, map[string]string{
+		"good.env": "# comment\nexport TOKEN=\"abc def\"\nUSER=me\n\nEMPTY=\n",
+		"bad.env":  "TOKEN=hunter2\nthis line is wrong hunter2\n",
+	})
+	s := SecretFromDotenv("app", filepath.Join(dir, "good.env"))
+	if s.err != nil || s.env["TOKEN"] != "abc def" || s.env["USER"] != "me" || len(s.env) != 3 {
+		t.Fatalf("parsed %v, %v", s.env, s.err)
+	}
+	bad := SecretFromDotenv("app", filepath.Join(dir, "bad.env"))
+	if bad.err == nil || !strings.Contains(bad.err.Error(), "line 2") || strings.Contains(bad.err.Error(), "hunter2") {
+		t.Fatalf("error %v: want one naming line 2 without the value", bad.err)
+	}
+	if err := Scratch().RunCommands([]string{"true"}, WithSecrets(bad)).Err(); err == nil {
+		t.Fatal("a bad secret file did not fail the step")
+	}
+}

@@ -538,27 +538,7 @@ func TestSecretsStayOut(t *testing.T) {
 		t.Fatalf("failing step error: %v", err)
 	}
 	// Nothing in any layer, the config or the history.
-	st := s.Store()
-	imgRec, err := st.Image(res.ImageID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, key := range imgRec.BigDataNames {
-		b, err := st.ImageBigData(res.ImageID, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(string(b), value) {
-			t.Errorf("image data %q holds the secret", key)
-		}
-	}
-	eachLayer(t, s, res.ImageID, func(r io.Reader) bool {
-		b, _ := io.ReadAll(r)
-		if strings.Contains(string(b), value) {
-			t.Error("a layer holds the secret")
-		}
-		return true
-	})
+	assertNotInImage(t, s, res.ImageID, value)
 	p, err := s.Plan(ctx, img)
 	if err != nil {
 		t.Fatal(err)
@@ -569,6 +549,33 @@ func TestSecretsStayOut(t *testing.T) {
 			t.Errorf("%s: cache key input holds the secret", ps.Name())
 		}
 	}
+}
+
+// assertNotInImage fails when any layer, the config, the manifest or the
+// history of the image holds value.
+func assertNotInImage(t *testing.T, s *builder.Session, imageID, value string) {
+	t.Helper()
+	st := s.Store()
+	imgRec, err := st.Image(imageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range imgRec.BigDataNames {
+		b, err := st.ImageBigData(imageID, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), value) {
+			t.Errorf("image data %q holds the secret", key)
+		}
+	}
+	eachLayer(t, s, imageID, func(r io.Reader) bool {
+		b, _ := io.ReadAll(r)
+		if strings.Contains(string(b), value) {
+			t.Error("a layer holds the secret")
+		}
+		return true
+	})
 }
 
 type lockedWriter struct {

@@ -4,7 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/stratabuild/strata/builder"
+	"github.com/stratabuild/strata/layers"
 )
 
 // writeConfig runs inside the build container (RunFunction): the test
@@ -141,6 +145,177 @@ func TestPythonAppOnDebianMirror(t *testing.T) {
 	if got := readFromImage(t, s, res3.ImageID, "out.txt"); got != "*HELLO WORLD, FROM GO*\n" {
 		t.Fatalf("the edited app printed %q", got)
 	}
+
+	// The same store (and so the cached base) for the other pip-family steps.
+	base := mirrorBase().AptInstall([]string{"git"})
+	t.Run("PipInstallPrivateRepos", func(t *testing.T) { testPrivateRepos(t, s, base) })
+	t.Run("PoetryInstallFromFile", func(t *testing.T) { testPoetry(t, s, base, ix) })
+	t.Run("PipInstallFromRequirementsAndPyproject", func(t *testing.T) { testRequirements(t, s, base, ix) })
+	t.Run("UvAndMicromamba", func(t *testing.T) { testUvMicromamba(t, s, base, ix) })
+}
+
+// testPrivateRepos installs a package from a git repository served over
+// (dumb) HTTP with basic auth on 127.0.0.1; the token comes from a secret
+// and must appear in no layer, config or log.
+func testPrivateRepos(t *testing.T, s *builder.Session, base builder.Image) {
+	const token = "glpat-private-token-canary"
+	repo := t.TempDir()
+	git := func(dir string, args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
+			"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "HOME="+dir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed on the host (make setup installs it)")
+	}
+	work := filepath.Join(repo, "work")
+	writeFile(t, filepath.Join(work, "pyproject.toml"), "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"strata-private\"\nversion = \"0.3\"\n")
+	writeFile(t, filepath.Join(work, "private_mod", "__init__.py"), "SECRET_SAUCE = 42\n")
+	git(work, "init", "-q", "-b", "main")
+	git(work, "add", ".")
+	git(work, "commit", "-q", "-m", "first")
+	bare := filepath.Join(repo, "srv", "ecorp", "private.git")
+	git(repo, "clone", "-q", "--bare", work, bare)
+	git(bare, "update-server-info")
+	files := http.FileServer(http.Dir(filepath.Join(repo, "srv")))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "builder" || p != token {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "auth needed", http.StatusUnauthorized)
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+
+	sec := builder.SecretFromMap("git", map[string]string{"GIT_TOKEN": token})
+	img := base.
+		PipInstallPrivateRepos([]string{host + "/ecorp/private.git@main"}, "builder", builder.WithSecrets(sec), builder.ExtraOptions("--no-build-isolation")).
+		RunCommands([]string{"python -c 'import private_mod; print(private_mod.SECRET_SAUCE)' > /private.txt"})
+	var log bytes.Buffer
+	res, err := s.Build(context.Background(), img, builder.WithOutput(&lockedWriter{w: &log}))
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, tailOf(log.String(), 40))
+	}
+	if got := readFromImage(t, s, res.ImageID, "private.txt"); got != "42\n" {
+		t.Fatalf("/private.txt = %q", got)
+	}
+	if strings.Contains(log.String(), token) {
+		t.Fatal("the build log shows the token")
+	}
+	assertNotInImage(t, s, res.ImageID, token)
+}
+
+// testPoetry installs a poetry project's dependencies with Debian's poetry
+// (PoetryVersion("") uses the poetry on PATH) from the local index.
+func testPoetry(t *testing.T, s *builder.Session, base builder.Image, ix *pyIndex) {
+	ix.addWheel(t, pyDist{name: "strata-poetrydep", version: "2.1",
+		files: map[string]string{"poetrydep/__init__.py": "VALUE = 'from poetry'\n"}})
+	proj := t.TempDir()
+	writeFile(t, filepath.Join(proj, "pyproject.toml"), `[tool.poetry]
+name = "app"
+version = "0.1.0"
+description = ""
+authors = ["t <t@example.com>"]
+
+[tool.poetry.dependencies]
+python = "^3.11"
+strata-poetrydep = "2.1"
+
+[[tool.poetry.source]]
+name = "local"
+url = "`+ix.URL+`/"
+default = true
+
+[build-system]
+requires = ["poetry-core"]
+build-backend = "poetry.core.masonry.api"
+`)
+	img := base.AptInstall([]string{"python3-poetry"}).
+		PoetryInstallFromFile(filepath.Join(proj, "pyproject.toml"), builder.IgnoreLockfile(), builder.PoetryVersion("")).
+		RunCommands([]string{"python -c 'import poetrydep; print(poetrydep.VALUE)' > /poetry.txt"})
+	var log bytes.Buffer
+	res, err := s.Build(context.Background(), img, builder.WithOutput(&lockedWriter{w: &log}))
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, tailOf(log.String(), 40))
+	}
+	if got := readFromImage(t, s, res.ImageID, "poetry.txt"); got != "from poetry\n" {
+		t.Fatalf("/poetry.txt = %q", got)
+	}
+	for _, p := range []string{"tmp/.strata-poetry-project", "tmp/.strata-poetry-cache", ".strata"} {
+		if hasFile(t, s, res.ImageID, p+"/") || hasFile(t, s, res.ImageID, p) {
+			t.Errorf("the image holds %s", p)
+		}
+	}
+}
+
+// testRequirements: a requirements file and a pyproject, each keyed by
+// content and mounted; an unreachable index fails the step, caching
+// nothing.
+func testRequirements(t *testing.T, s *builder.Session, base builder.Image, ix *pyIndex) {
+	ix.addWheel(t, pyDist{name: "strata-req", version: "1.0", files: map[string]string{"reqmod/__init__.py": "OK = 'req'\n"}})
+	ix.addWheel(t, pyDist{name: "strata-extra", version: "1.0", files: map[string]string{"extramod/__init__.py": "OK = 'extra'\n"}})
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "requirements.txt"), "strata-req==1.0\n")
+	writeFile(t, filepath.Join(dir, "pyproject.toml"), "[project]\nname = 'x'\nversion = '1'\ndependencies = []\n\n[project.optional-dependencies]\nextra = ['strata-extra']\n")
+	img := base.
+		PipInstallFromRequirements(filepath.Join(dir, "requirements.txt"), builder.IndexURL(ix.URL)).
+		PipInstallFromPyproject(filepath.Join(dir, "pyproject.toml"), builder.OptionalDependencies("extra"), builder.IndexURL(ix.URL)).
+		RunCommands([]string{"python -c 'import reqmod, extramod; print(reqmod.OK, extramod.OK)' > /req.txt"})
+	res, err := s.Build(context.Background(), img)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	if got := readFromImage(t, s, res.ImageID, "req.txt"); got != "req extra\n" {
+		t.Fatalf("/req.txt = %q", got)
+	}
+	// An index nobody serves: the step fails with pip's output, and a
+	// later build with a good index is not fooled by any cache entry.
+	bad := base.PipInstall([]string{"strata-req"}, builder.IndexURL("http://127.0.0.1:9/simple"))
+	_, err = s.Build(context.Background(), bad)
+	var se *builder.StepError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "(PipInstall)") {
+		t.Fatalf("unreachable index: %v", err)
+	}
+	p, err := s.Plan(context.Background(), bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := layers.NewStoreCache(s.Store()).Get(context.Background(), p.Steps[len(p.Steps)-1].Key); !errors.Is(err, layers.ErrNotFound) {
+		t.Fatalf("the failed step has a cache entry (%v)", err)
+	}
+}
+
+// testUvMicromamba runs uv for real where its binary is on the base;
+// Debian packages neither uv nor micromamba and no PyPI or conda channel is
+// reachable here, so each says what is missing and skips.
+func testUvMicromamba(t *testing.T, s *builder.Session, base builder.Image, ix *pyIndex) {
+	res, err := s.Build(context.Background(), base.RunCommands([]string{"(command -v uv || echo none) > /uv.txt; (command -v micromamba || echo none) > /mm.txt"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("uv", func(t *testing.T) {
+		if strings.TrimSpace(readFromImage(t, s, res.ImageID, "uv.txt")) == "none" {
+			t.Skip("uv is not on the base (no Debian package; PyPI unreachable): UvPipInstall and UvSync are covered by unit tests of their commands only")
+		}
+		img := base.UvPipInstall([]string{"strata-req"}, builder.IndexURL(ix.URL)).
+			RunCommands([]string{"python -c 'import reqmod'"})
+		if _, err := s.Build(context.Background(), img); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("micromamba", func(t *testing.T) {
+		if strings.TrimSpace(readFromImage(t, s, res.ImageID, "mm.txt")) == "none" {
+			t.Skip("micromamba is not on the base and no conda channel is reachable here: MicromambaInstall is covered by unit tests of its commands only")
+		}
+		t.Skip("micromamba found, but no conda channel is reachable here to install from")
+	})
 }
 
 func tailOf(s string, n int) string {
