@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/runners"
 )
 
@@ -84,6 +85,42 @@ func checkDebian(suite string, d runners.Debian) error {
 		return fmt.Errorf("mirror %q must be an http:// or https:// URL", d.Mirror)
 	}
 	return nil
+}
+
+// AddPython installs Python v on a registry base that lacks it, as Modal's
+// add_python, from the image's own package manager (apt-get, apk or dnf):
+// python3 with pip and venv, a "python" command, and pip allowed to install
+// into it. The step fails, naming both versions, when the distribution's
+// Python is not v. (Modal downloads a standalone CPython build instead; no
+// such download is reachable from these build machines, so strata uses the
+// distribution's packages.) Default: no Python is added.
+func AddPython(v string) BaseOption {
+	return baseOption(func(o *baseOptions) {
+		o.named("AddPython")
+		if err := checkPythonVersion(v); err != nil {
+			o.err = err
+			return
+		}
+		o.addPython = v
+	})
+}
+
+// addPython appends the AddPython step when v is set.
+func (i Image) addPython(v string) Image {
+	if v == "" {
+		return i
+	}
+	script := `if command -v apt-get >/dev/null 2>&1; then ` +
+		`apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3 python3-pip python3-venv; ` +
+		`elif command -v apk >/dev/null 2>&1; then apk add --no-cache python3 py3-pip; ` +
+		`elif command -v dnf >/dev/null 2>&1; then dnf install -y python3 python3-pip && dnf clean all; ` +
+		`else echo "AddPython: the image has no apt-get, apk or dnf to install Python with" >&2; exit 1; fi && ` +
+		`have=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])') && ` +
+		`if [ "$have" != ` + shellQuote(minorOf(v)) + ` ]; then echo "AddPython: the image's distribution offers Python $have, not ` + v + `" >&2; exit 1; fi && ` +
+		`{ command -v python >/dev/null 2>&1 || ln -s "$(command -v python3)" /usr/local/bin/python; } && ` +
+		`rm -f /usr/lib/python3*/EXTERNALLY-MANAGED`
+	s := &stepDef{method: "AddPython", kind: layers.KindRun, args: []string{script}, shell: defaultShell}
+	return i.push(s, nil)
 }
 
 // DefaultPythonVersion is the Python DebianSlim uses when none is given.
@@ -172,12 +209,12 @@ func checkPythonVersion(v string) error {
 	return nil
 }
 
-func sameMinor(a, b string) bool {
-	minor := func(v string) string {
-		p := strings.SplitN(v, ".", 3)
-		return strings.Join(p[:min(2, len(p))], ".")
-	}
-	return minor(a) == minor(b)
+func sameMinor(a, b string) bool { return minorOf(a) == minorOf(b) }
+
+// minorOf returns "3.11" for "3.11.4".
+func minorOf(v string) string {
+	p := strings.SplitN(v, ".", 3)
+	return strings.Join(p[:min(2, len(p))], ".")
 }
 
 // MicromambaImage is the registry image Micromamba starts from.

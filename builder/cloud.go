@@ -47,7 +47,7 @@ func fromCloud(method, ref string, secret Secret, ex cloudauth.Exchanger, opts [
 	for _, o := range opts {
 		o.applyBase(&bo)
 	}
-	err := bo.check(method, "WithCredentialExchange")
+	err := bo.check(method, "WithCredentialExchange", "AddPython")
 	if bo.exchange != nil {
 		ex = bo.exchange
 	}
@@ -65,7 +65,7 @@ func fromCloud(method, ref string, secret Secret, ex cloudauth.Exchanger, opts [
 	if err == nil {
 		b.AuthFunc = (&exchanged{ex: ex, host: reference.Domain(named), secret: secret.env}).auth
 	}
-	return newBase(method, b, err)
+	return newBase(method, b, err).addPython(bo.addPython)
 }
 
 // exchanged keeps the registry credentials obtained from a cloud secret

@@ -173,3 +173,38 @@ func ExampleImage_CopyLocalFile() {
 	fmt.Println(builder.Scratch().CopyLocalFile("", "/x").Err())
 	// Output: step 1 (CopyLocalFile): local path is empty
 }
+
+func ExampleAddPython() {
+	img := builder.FromRegistry("registry.example.com/team/debian:bookworm", builder.AddPython("3.11"))
+	fmt.Println(img.Err())
+	fmt.Println(builder.FromRegistry("debian", builder.AddPython("4.0")).Err())
+	// Output:
+	// <nil>
+	// step 0 (FromRegistry): unknown Python version "4.0": strata knows 3.9 to 3.14 (e.g. "3.13")
+}
+
+func ExampleFromAWSECR() {
+	aws := builder.SecretFromMap("aws", map[string]string{
+		"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "example",
+	})
+	img := builder.FromAWSECR("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/base:1", aws, builder.AddPython("3.11"))
+	fmt.Println(img.Err())
+	// Output: <nil>
+}
+
+func ExampleFromGCPArtifactRegistry() {
+	_, err := builder.FromGCPArtifactRegistry("us-docker.pkg.dev/proj/repo/base:1", builder.SecretFromMap("gcp", nil)).Plan(context.Background())
+	fmt.Println(err)
+	// Output: step 0 (FromGCPArtifactRegistry): the secret holds no credentials
+}
+
+func ExampleSecretFromDotenv() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	p := filepath.Join(dir, ".env")
+	_ = os.WriteFile(p, []byte("HF_TOKEN=hf_example\n"), 0o600)
+	img := builder.Scratch().RunCommands([]string{"download"}, builder.WithSecrets(builder.SecretFromDotenv("hf", p)))
+	plan, _ := img.Plan(context.Background())
+	fmt.Println(plan.Steps[1].Spec.Secrets)
+	// Output: [hf/HF_TOKEN]
+}

@@ -103,9 +103,9 @@ func FromRegistry(ref string, opts ...BaseOption) Image {
 	b.Auth = bo.auth
 	_, err := runners.ParseRegistryRef(ref)
 	if err == nil {
-		err = bo.check("FromRegistry", "WithRegistryAuth")
+		err = bo.check("FromRegistry", "WithRegistryAuth", "AddPython")
 	}
-	return newBase("FromRegistry", b, err)
+	return newBase("FromRegistry", b, err).addPython(bo.addPython)
 }
 
 // FromArchive starts from an archive file: a rootfs tarball (plain, gzip,

@@ -212,7 +212,8 @@ type baseOptions struct {
 	debian runners.Debian  // DebianMirror settings
 	mirror *runners.Debian // DebianSlim: build from a mirror instead
 
-	exchange cloudauth.Exchanger // FromAWSECR, FromGCPArtifactRegistry
+	exchange  cloudauth.Exchanger // FromAWSECR, FromGCPArtifactRegistry
+	addPython string              // registry bases
 }
 
 // named records that the option name was given.

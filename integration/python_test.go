@@ -325,3 +325,31 @@ func tailOf(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestAddPythonOnRegistryBase: a Debian image without Python, pulled from a
+// real registry, gets Python from its own packages; asking for a version
+// the distribution does not have fails the step, naming both.
+func TestAddPythonOnRegistryBase(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	reg := startRegistry(t)
+	s := openSession(t, builder.WithInsecureRegistries())
+	if _, err := s.Build(ctx, builder.FromArchive(minbaseTar(t)), builder.ExportTo("docker://"+reg+"/debian:minbase")); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	img := builder.FromRegistry(reg+"/debian:minbase", builder.AddPython("3.11")).
+		RunCommands([]string{"python -c 'import sys, pip; print(sys.version_info[:2])' > /py.txt"})
+	res, err := s.Build(ctx, img)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	if got := readFromImage(t, s, res.ImageID, "py.txt"); got != "(3, 11)\n" {
+		t.Fatalf("/py.txt = %q", got)
+	}
+	_, err = s.Build(ctx, builder.FromRegistry(reg+"/debian:minbase", builder.AddPython("3.12")))
+	var se *builder.StepError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "step 1 (AddPython)") ||
+		!strings.Contains(err.Error(), "offers Python 3.11, not 3.12") {
+		t.Fatalf("AddPython(3.12) on bookworm: %v", err)
+	}
+}
