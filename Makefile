@@ -7,6 +7,10 @@ SHELL := /bin/bash
 export CGO_ENABLED := 1
 export CGO_CFLAGS := -O2 -g -Wno-deprecated-declarations
 TAGS := containers_image_openpgp exclude_graphdriver_btrfs seccomp
+# Integration tests are built with crash-test failpoints (no-ops otherwise).
+IT_TAGS := $(TAGS) strata_failpoints
+# Random kills in the crash harness on top of its 8 chosen phases.
+CRASH_RANDOM_KILLS ?= 4
 GO ?= go
 GOTEST_FLAGS ?=
 TEST_USER ?= strata-test
@@ -17,7 +21,11 @@ UNIT_PKGS = $(shell $(GO) list -tags '$(TAGS)' ./... | grep -v /integration)
 APT_PACKAGES := runc uidmap libseccomp-dev busybox-static buildah docker-registry \
 	mmdebstrap gcc pkg-config ca-certificates git make
 
-.PHONY: setup build vet test unit integration bench demo clean gpu-e2e
+.PHONY: setup build vet test unit integration bench demo clean gpu-e2e crash
+
+# The crash harness alone, with 16 random kills besides the 8 phases.
+crash:
+	$(MAKE) integration IT_RUN='-test.run "TestCrashHarness|TestTwoProcesses"' CRASH_RANDOM_KILLS=16
 
 setup:
 	@if [ "$$(id -u)" != 0 ]; then echo "make setup must run as root (it installs packages and adds $(TEST_USER))"; exit 1; fi
@@ -38,6 +46,7 @@ build:
 
 vet:
 	$(GO) vet -tags '$(TAGS)' ./...
+	$(GO) vet -tags '$(IT_TAGS)' ./integration
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
 test: vet unit integration
@@ -51,14 +60,14 @@ unit:
 # $(TEST_USER); as any other user, it runs as that user.
 integration:
 	@mkdir -p $(WORK) $(STRATA_TEST_CACHE) && chmod 1777 $(WORK) $(STRATA_TEST_CACHE)
-	$(GO) test -race -c -tags '$(TAGS)' -o $(WORK)/integration.test ./integration
+	$(GO) test -race -c -tags '$(IT_TAGS)' -o $(WORK)/integration.test ./integration
 	chmod 755 $(WORK)/integration.test
 	@if [ "$$(id -u)" = 0 ]; then \
 		id -u $(TEST_USER) >/dev/null 2>&1 || { echo "no user $(TEST_USER): run make setup"; exit 1; }; \
 		echo "running integration tests as $(TEST_USER)"; \
-		cd $(WORK) && su $(TEST_USER) -c 'cd $(WORK) && STRATA_TEST_CACHE=$(STRATA_TEST_CACHE) STRATA_INTEGRATION=1 ./integration.test -test.v -test.timeout 30m' ; \
+		cd $(WORK) && su $(TEST_USER) -c 'cd $(WORK) && STRATA_TEST_CACHE=$(STRATA_TEST_CACHE) STRATA_CRASH_RANDOM_KILLS=$(CRASH_RANDOM_KILLS) STRATA_INTEGRATION=1 ./integration.test -test.v -test.timeout 60m $(IT_RUN)' ; \
 	else \
-		cd $(WORK) && STRATA_INTEGRATION=1 ./integration.test -test.v -test.timeout 30m ; \
+		cd $(WORK) && STRATA_CRASH_RANDOM_KILLS=$(CRASH_RANDOM_KILLS) STRATA_INTEGRATION=1 ./integration.test -test.v -test.timeout 60m $(IT_RUN) ; \
 	fi
 
 # On a host with an NVIDIA driver: the GPU step test, rootless as

@@ -136,6 +136,15 @@ func Open(ctx context.Context, opts ...Option) (*Session, error) {
 // back can break the cache.
 func (s *Session) Store() storage.Store { return s.rt.Store() }
 
+// Reaped says what Open removed that strata processes killed earlier had
+// left behind in this store: working containers and temporary
+// directories. Only strata's own leftovers are ever removed, and only when
+// the process that made them is gone.
+type Reaped = runners.Reaped
+
+// Reaped returns what Open removed.
+func (s *Session) Reaped() Reaped { return s.rt.Reaped() }
+
 // Close releases the store. Builds must have returned.
 func (s *Session) Close() error { return s.rt.Close() }
 
@@ -280,7 +289,20 @@ func (s *Session) Build(ctx context.Context, img Image, opts ...BuildOption) (*R
 				}
 				rel, busy := s.claim(st.Key)
 				if busy == nil {
-					release = rel
+					// Other processes on this store take the same key
+					// lock; one that held it may have recorded the entry.
+					unlock, err := s.rt.LockKey(ctx, st.Key.Hex())
+					if err != nil {
+						rel()
+						return nil, fmt.Errorf("%s: %w", st.Name(), err)
+					}
+					if e, err := s.cache.Get(ctx, st.Key); err == nil {
+						unlock()
+						rel()
+						id, cached = e.ImageID, true
+						break
+					}
+					release = func() { unlock(); rel() }
 					break
 				}
 				select {
@@ -310,15 +332,18 @@ func (s *Session) Build(ctx context.Context, img Image, opts ...BuildOption) (*R
 							rs.RunEnv = append(rs.RunEnv, k+"="+sec.env[k])
 						}
 					}
+					runners.Failpoint("step")
 					id, err = s.rt.Execute(ctx, parentID, rs)
 					if err != nil {
 						return red.err(err)
 					}
 				}
+				runners.Failpoint("before-record")
 				if id != "" {
 					if err := s.cache.Put(ctx, st.Key, layers.Entry{ImageID: id}); err != nil {
 						return fmt.Errorf("%s: %w", st.Name(), err)
 					}
+					runners.Failpoint("after-record")
 				}
 				return nil
 			}()
@@ -347,12 +372,14 @@ func (s *Session) Build(ctx context.Context, img Image, opts ...BuildOption) (*R
 	if res.ManifestDigest, err = s.rt.ManifestDigest(parentID); err != nil {
 		return nil, err
 	}
+	runners.Failpoint("tag")
 	for _, t := range tags {
 		if err := s.rt.Tag(parentID, t); err != nil {
 			return nil, err
 		}
 	}
 	res.Tags = tags
+	runners.Failpoint("export")
 	for _, dest := range bo.exports {
 		if _, err := s.rt.Export(ctx, parentID, dest, nil); err != nil {
 			return nil, err

@@ -12,9 +12,19 @@ import (
 	"github.com/stratabuild/strata/pkg/rootfs"
 )
 
+// childMain, when set by a test file, runs instead of the tests in a copy
+// of this binary that a test started as a child process (it reads its
+// orders from the environment).
+var childMain func() (int, bool)
+
 func TestMain(m *testing.M) {
 	if builder.InitReexec() {
 		return
+	}
+	if childMain != nil {
+		if code, ok := childMain(); ok {
+			os.Exit(code)
+		}
 	}
 	os.Exit(m.Run())
 }

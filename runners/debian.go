@@ -88,14 +88,17 @@ func debianDigest(ctx context.Context, d Debian) (string, error) {
 
 // importDebian runs mmdebstrap into a temporary tarball and imports it.
 func (r *Runtime) importDebian(ctx context.Context, d Debian, report io.Writer) (string, error) {
-	tmp, err := os.MkdirTemp("", "strata-debian-")
+	tmp, err := os.MkdirTemp("", fmt.Sprintf("strata-debian-%d-", os.Getpid()))
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
 	tarball := filepath.Join(tmp, "rootfs.tar")
+	// Rootless, strata runs inside a user namespace where it is uid 0 but
+	// may not mount proc or sys: mmdebstrap's unshare mode works there (it
+	// maps its own namespace); root mode only for the real root.
 	mode := "--mode=unshare"
-	if os.Geteuid() == 0 {
+	if !r.rootless {
 		mode = "--mode=root"
 	}
 	args := []string{mode, "--variant=minbase", "--format=tar", "--quiet"}

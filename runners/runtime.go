@@ -42,6 +42,7 @@ type Runtime struct {
 	runRoot    string
 	gpuCfg     GPUConfig
 	gpu        gpuState
+	reaped     Reaped
 }
 
 // Open opens (creating if needed) the store described by cfg.
@@ -111,7 +112,7 @@ func Open(cfg Config) (*Runtime, error) {
 		// CAP_SYS_RESOURCE cannot grant; ask for what we have.
 		ulimits = append(ulimits, fmt.Sprintf("nofile=%d:%d", lim.Cur, lim.Max))
 	}
-	return &Runtime{
+	r := &Runtime{
 		store:      store,
 		runtime:    rtPath,
 		policyPath: policy,
@@ -120,7 +121,13 @@ func Open(cfg Config) (*Runtime, error) {
 		ulimits:    ulimits,
 		runRoot:    opts.RunRoot,
 		gpuCfg:     cfg.GPU,
-	}, nil
+	}
+	if err := r.lockProcess(); err != nil {
+		store.Shutdown(false)
+		return nil, err
+	}
+	r.reaped = r.reap()
+	return r, nil
 }
 
 // Store returns the open store.
@@ -129,6 +136,7 @@ func (r *Runtime) Store() storage.Store { return r.store }
 // Close releases the store.
 func (r *Runtime) Close() error {
 	r.gpuCleanup()
+	r.unlockProcess()
 	_, err := r.store.Shutdown(false)
 	return err
 }

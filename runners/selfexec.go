@@ -56,11 +56,18 @@ func SelfExec() (Self, error) {
 	return self, selfErr
 }
 
-func selfExec() (Self, error) {
-	exe, err := os.Executable()
+// Executable returns the path of the running program's executable. Unlike
+// os.Executable it stays right after InitReexec has re-executed the
+// program inside a user namespace, where /proc/self/exe reads "/".
+func Executable() (string, error) {
 	if p := os.Getenv(envExecutable); p != "" {
-		exe, err = p, nil
+		return p, nil
 	}
+	return os.Executable()
+}
+
+func selfExec() (Self, error) {
+	exe, err := Executable()
 	if err != nil {
 		return Self{}, fmt.Errorf("finding this program's executable: %w", err)
 	}

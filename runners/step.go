@@ -118,7 +118,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	}
 	b, err := buildah.NewBuilder(ctx, r.store, buildah.BuilderOptions{
 		FromImage:        from,
-		Container:        "strata-" + randomSuffix(),
+		Container:        containerName(),
 		PullPolicy:       define.PullNever,
 		SystemContext:    r.SystemContext(),
 		Isolation:        r.isolation(),
@@ -197,6 +197,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
+	Failpoint("commit")
 	id, _, _, err := b.Commit(ctx, nil, buildah.CommitOptions{
 		PreferredManifestType: define.OCIv1ImageManifest,
 		SystemContext:         r.SystemContext(),
@@ -263,7 +264,7 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []s
 		// Buildah's Run takes no context: stop the step's container through
 		// the runtime, wait for Run to return so the working container can
 		// be removed, and report the cancellation.
-		r.killRunning(hostname)
+		r.killRunning(hostname, 50)
 		<-done
 		return fmt.Errorf("%s: %w", st.Name, ctx.Err())
 	}
@@ -282,8 +283,8 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []s
 // hostname is hostname: the step running on one working container (Run is
 // given the container's short ID as hostname, Buildah's own default).
 // Errors are ignored; Run's own cleanup follows.
-func (r *Runtime) killRunning(hostname string) {
-	for range 50 { // the container may still be starting
+func (r *Runtime) killRunning(hostname string, tries int) bool {
+	for range tries { // the container may still be starting
 		out, err := exec.Command(r.runtime, "list", "-q").Output()
 		if err == nil {
 			for _, id := range strings.Fields(string(out)) {
@@ -306,12 +307,13 @@ func (r *Runtime) killRunning(hostname string) {
 				}
 				if json.Unmarshal(raw, &spec) == nil && spec.Hostname == hostname {
 					_ = exec.Command(r.runtime, "kill", id, "KILL").Run()
-					return
+					return true
 				}
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	return false
 }
 
 // runtimeMountpoints are directories the OCI runtime creates in the rootfs
