@@ -21,7 +21,17 @@ UNIT_PKGS = $(shell $(GO) list -tags '$(TAGS)' ./... | grep -v /integration)
 APT_PACKAGES := runc uidmap libseccomp-dev busybox-static buildah docker-registry \
 	mmdebstrap gcc pkg-config ca-certificates git make
 
-.PHONY: setup build vet test unit integration bench demo clean gpu-e2e crash
+.PHONY: setup build vet test unit integration bench demo clean gpu-e2e crash fuzz
+
+# Each fuzz target for FUZZTIME; crashers land in testdata/fuzz and then run
+# as regression tests with the unit tests.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := layers:FuzzEncodeInjective mount:FuzzPatterns mount:FuzzNamesDigestApart \
+	gpu:FuzzParseRequest runners:FuzzParseRegistryRef
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "== $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg/ 2>&1 | tail -3 || exit 1; done
 
 # The crash harness alone, with 16 random kills besides the 8 phases.
 crash:

@@ -228,3 +228,10 @@ func TestSecretFromDotenv(t *testing.T) {
 		t.Fatal("a bad secret file did not fail the step")
 	}
 }
+
+func TestInvalidUTF8ArgumentNamesTheStep(t *testing.T) {
+	_, err := Scratch().RunCommands([]string{"echo \xff"}).Plan(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "step 1 (RunCommands)") || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -109,7 +109,7 @@ func plan(ctx context.Context, img Image, res *runners.Resolver) (*Plan, error) 
 		}
 		ps.Force = ps.Force || forceAll
 		if ps.Key, err = layers.Compute(parent, ps.Spec); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", ps.Name(), err)
 		}
 		parent = ps.Key
 		p.Steps = append(p.Steps, ps)

@@ -125,6 +125,10 @@ func parseChoice(s string) (Choice, error) {
 		return c, nil
 	}
 	words := modelWords(model)
+	if len(words) == 0 {
+		// Found by FuzzParseRequest: "-" has no words at all.
+		return Choice{}, fmt.Errorf("GPU type %q names no model", model)
+	}
 	for _, w := range words {
 		if !wordRe.MatchString(w) {
 			return Choice{}, fmt.Errorf("GPU type %q: unexpected character in %q", model, w)

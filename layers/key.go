@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // RecipeVersion is mixed into every key. Bump it whenever the way a step is
@@ -92,12 +93,40 @@ type keyDoc struct {
 }
 
 // Encode returns the canonical bytes that the key of (parent, s) digests.
+// Every string must be valid UTF-8: JSON would replace invalid bytes, and
+// two different steps would then share a key.
 func Encode(parent Key, s Spec) ([]byte, error) {
+	if bad, ok := invalidUTF8(parent, s); ok {
+		return nil, fmt.Errorf("encoding cache key: %q is not valid UTF-8 (arguments, variables and options must be)", bad)
+	}
 	b, err := json.Marshal(keyDoc{V: RecipeVersion, Parent: parent, Spec: s})
 	if err != nil {
 		return nil, fmt.Errorf("encoding cache key: %w", err)
 	}
 	return b, nil
+}
+
+func invalidUTF8(parent Key, s Spec) (string, bool) {
+	strs := []string{string(parent), string(s.Kind)}
+	strs = append(strs, s.Args...)
+	strs = append(strs, s.Shell...)
+	strs = append(strs, s.Ignore...)
+	strs = append(strs, s.Secrets...)
+	for k, v := range s.Env {
+		strs = append(strs, k, v)
+	}
+	for k, v := range s.Options {
+		strs = append(strs, k, v)
+	}
+	for _, in := range s.Inputs {
+		strs = append(strs, in.Name, in.Digest)
+	}
+	for _, x := range strs {
+		if !utf8.ValidString(x) {
+			return x, true
+		}
+	}
+	return "", false
 }
 
 // Compute returns the key of step s on top of parent ("" for a base).

@@ -97,3 +97,18 @@ func TestComputeSensitivity(t *testing.T) {
 		})
 	}
 }
+
+// TestEncodeRejectsInvalidUTF8 is the regression test for what
+// FuzzEncodeInjective found: JSON turns every invalid byte into U+FFFD, so
+// "\xff" and "\xfe" used to share a key.
+func TestEncodeRejectsInvalidUTF8(t *testing.T) {
+	for _, s := range []Spec{
+		{Kind: KindRun, Args: []string{"echo \xff"}},
+		{Kind: KindEnv, Env: map[string]string{"K": "\xfe"}},
+		{Kind: KindAdd, Args: []string{"/app"}, Ignore: []string{"\xff*"}},
+	} {
+		if _, err := Compute("", s); err == nil {
+			t.Errorf("spec %+v with invalid UTF-8 was encoded", s)
+		}
+	}
+}

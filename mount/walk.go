@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"unicode/utf8"
 )
 
 // Entry is one file, directory or symlink of a walked source.
@@ -27,6 +28,12 @@ type Entry struct {
 	Digest string `json:"digest,omitempty"`
 	// Size is a regular file's size in bytes.
 	Size int64 `json:"size,omitempty"`
+	// RawPath and RawTarget hold Path and Target as bytes (base64 in the
+	// digest's JSON) when they are not valid UTF-8, which JSON strings
+	// cannot carry: Path and Target are then empty, so names that differ in
+	// any byte never digest alike.
+	RawPath   []byte `json:"raw_path,omitempty"`
+	RawTarget []byte `json:"raw_target,omitempty"`
 }
 
 // Tree is the result of walking a source.
@@ -93,6 +100,15 @@ func Walk(src string, patterns []string) (*Tree, error) {
 		}
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Path < entries[j].Path })
+	for i := range entries {
+		e := &entries[i]
+		if !utf8.ValidString(e.Path) {
+			e.RawPath, e.Path = []byte(e.Path), ""
+		}
+		if !utf8.ValidString(e.Target) {
+			e.RawTarget, e.Target = []byte(e.Target), ""
+		}
+	}
 	h := sha256.New()
 	enc := json.NewEncoder(h)
 	for _, e := range entries {
