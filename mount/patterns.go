@@ -23,11 +23,17 @@ func NormalizePatterns(patterns []string) []string {
 		if neg {
 			p = strings.TrimSpace(p[1:])
 		}
-		if p != "" {
-			p = filepath.ToSlash(filepath.Clean(p))
-			if len(p) > 1 && p[0] == '/' {
-				p = p[1:]
+		// Repeat until nothing changes, so that normalising is idempotent
+		// (FuzzPatterns found "/ 0": stripping the "/" bared a space).
+		for p != "" {
+			q := filepath.ToSlash(filepath.Clean(strings.TrimSpace(p)))
+			if len(q) > 1 && q[0] == '/' {
+				q = q[1:]
 			}
+			if q == p {
+				break
+			}
+			p = q
 		}
 		if neg {
 			p = "!" + p
