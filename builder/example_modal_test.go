@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/stratabuild/strata/builder"
 )
@@ -207,4 +208,16 @@ func ExampleSecretFromDotenv() {
 	plan, _ := img.Plan(context.Background())
 	fmt.Println(plan.Steps[1].Spec.Secrets)
 	// Output: [hf/HF_TOKEN]
+}
+
+// Reproducible images: the same definition built in two empty stores gives
+// the same manifest digest.
+func ExampleSourceDateEpoch() {
+	res, err := builder.Build(context.Background(), builder.FromRegistry("debian:bookworm-slim").RunCommands([]string{"echo hi > /hi"}),
+		builder.WithSession(builder.SourceDateEpoch(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(res.ManifestDigest)
 }

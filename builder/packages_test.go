@@ -235,3 +235,24 @@ func TestInvalidUTF8ArgumentNamesTheStep(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// TestSourceDateEpochKeysEveryStep: clamped timestamps change what a step
+// commits, so the epoch is in every step's key (not the base's).
+func TestSourceDateEpochKeysEveryStep(t *testing.T) {
+	img := Scratch().RunCommands([]string{"true"}).Env(map[string]string{"A": "1"})
+	plain := planKeys(t, img)
+	t.Setenv(EnvSourceDateEpoch, "1700000000")
+	withEnv := planKeys(t, img)
+	if plain[0] != withEnv[0] {
+		t.Fatal("the epoch changed the base's key")
+	}
+	for i := 1; i < len(plain); i++ {
+		if plain[i] == withEnv[i] {
+			t.Fatalf("step %d: the epoch did not change the key", i)
+		}
+	}
+	t.Setenv(EnvSourceDateEpoch, "yesterday")
+	if _, err := img.Plan(context.Background()); err == nil || !strings.Contains(err.Error(), "SOURCE_DATE_EPOCH") {
+		t.Fatalf("bad SOURCE_DATE_EPOCH: %v", err)
+	}
+}

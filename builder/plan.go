@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/mount"
@@ -58,10 +60,32 @@ func (s PlannedStep) Name() string { return fmt.Sprintf("step %d (%s)", s.Index,
 // Plan lowers the image to a Plan without building. FromID bases need an
 // open session: use Session.Plan for them.
 func (i Image) Plan(ctx context.Context) (*Plan, error) {
-	return plan(ctx, i, &runners.Resolver{})
+	sde, err := envSourceDateEpoch()
+	if err != nil {
+		return nil, err
+	}
+	return plan(ctx, i, &runners.Resolver{}, sde)
 }
 
-func plan(ctx context.Context, img Image, res *runners.Resolver) (*Plan, error) {
+// EnvSourceDateEpoch is the variable that, when no SourceDateEpoch option
+// is given, sets it in seconds since 1970 (the reproducible-builds.org
+// convention).
+const EnvSourceDateEpoch = "SOURCE_DATE_EPOCH"
+
+func envSourceDateEpoch() (*time.Time, error) {
+	v := os.Getenv(EnvSourceDateEpoch)
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("%s=%q: want seconds since 1970", EnvSourceDateEpoch, v)
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t, nil
+}
+
+func plan(ctx context.Context, img Image, res *runners.Resolver, sde *time.Time) (*Plan, error) {
 	leaf := img.root()
 	if leaf.err != nil {
 		return nil, leaf.err
@@ -108,6 +132,15 @@ func plan(ctx context.Context, img Image, res *runners.Resolver) (*Plan, error) 
 			return nil, fmt.Errorf("%s: %w", ps.Name(), err)
 		}
 		ps.Force = ps.Force || forceAll
+		if sde != nil {
+			// Timestamps in the layer, config and history are clamped to
+			// it, so it changes the result and enters the key.
+			if ps.Spec.Options == nil {
+				ps.Spec.Options = map[string]string{}
+			}
+			ps.Spec.Options["source_date_epoch"] = strconv.FormatInt(sde.Unix(), 10)
+			ps.run.SourceDateEpoch = sde
+		}
 		if ps.Key, err = layers.Compute(parent, ps.Spec); err != nil {
 			return nil, fmt.Errorf("%s: %w", ps.Name(), err)
 		}

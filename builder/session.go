@@ -38,6 +38,7 @@ type Option interface{ applySession(*sessionOptions) }
 type sessionOptions struct {
 	cfg   runners.Config
 	cache layers.Cache
+	sde   *time.Time
 }
 
 type sessionOption func(*sessionOptions)
@@ -91,6 +92,17 @@ func WithSharedGPUs() Option {
 	return sessionOption(func(o *sessionOptions) { o.cfg.GPU.Shared = true })
 }
 
+// SourceDateEpoch makes builds reproducible: every timestamp that strata
+// writes (file times in the layers a step commits, the image's creation
+// time, its history) is clamped to t, so building the same definition in
+// two empty stores gives the same manifest digest. It enters every step's
+// cache key. Default: the SOURCE_DATE_EPOCH variable when set, else off.
+// What a step's own commands write into files (apt's logs and caches,
+// pip's records of install times) can still differ between builds.
+func SourceDateEpoch(t time.Time) Option {
+	return sessionOption(func(o *sessionOptions) { u := t.UTC(); o.sde = &u })
+}
+
 // WithCache replaces the layer cache. Default: entries kept as image names in
 // the store (layers.NewStoreCache), so a lookup never scans images.
 func WithCache(c layers.Cache) Option {
@@ -103,6 +115,8 @@ type Session struct {
 	rt       *runners.Runtime
 	cache    layers.Cache
 	resolver *runners.Resolver
+
+	sde *time.Time
 
 	mu       sync.Mutex
 	inflight map[layers.Key]chan struct{} // steps running now, by key
@@ -123,10 +137,18 @@ func Open(ctx context.Context, opts ...Option) (*Session, error) {
 	if c == nil {
 		c = layers.NewStoreCache(rt.Store())
 	}
+	sde := so.sde
+	if sde == nil {
+		if sde, err = envSourceDateEpoch(); err != nil {
+			_ = rt.Close()
+			return nil, err
+		}
+	}
 	return &Session{
 		rt:       rt,
 		cache:    c,
 		resolver: &runners.Resolver{Store: rt.Store(), SystemContext: rt.SystemContext()},
+		sde:      sde,
 		inflight: map[layers.Key]chan struct{}{},
 	}, nil
 }
@@ -150,7 +172,7 @@ func (s *Session) Close() error { return s.rt.Close() }
 
 // Plan lowers img to a Plan without building.
 func (s *Session) Plan(ctx context.Context, img Image) (*Plan, error) {
-	return plan(ctx, img, s.resolver)
+	return plan(ctx, img, s.resolver, s.sde)
 }
 
 // BuildOption configures one Build.
@@ -362,7 +384,7 @@ func (s *Session) Build(ctx context.Context, img Image, opts ...BuildOption) (*R
 	if parentID == "" {
 		// A bare scratch image: commit an empty image so there is something to
 		// tag and export.
-		id, err := s.rt.Execute(ctx, "", runners.Step{Name: "step 0 (Scratch)"})
+		id, err := s.rt.Execute(ctx, "", runners.Step{Name: "step 0 (Scratch)", SourceDateEpoch: s.sde})
 		if err != nil {
 			return nil, err
 		}

@@ -38,6 +38,9 @@ type Step struct {
 	// Mounts are host files or directories visible while the commands run;
 	// nothing of them, mount targets included, is committed.
 	Mounts []Mount
+	// SourceDateEpoch, when set, clamps every timestamp of the commit (file
+	// times in the layer, the image's creation time, history) to it.
+	SourceDateEpoch *time.Time
 	// GPU, when not zero, gives the commands GPUs that meet it, through
 	// CDI; nothing GPU-specific is committed.
 	GPU gpu.Request
@@ -128,6 +131,10 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		CommonBuildOpts:  &define.CommonBuildOptions{Ulimit: r.ulimits},
 		Capabilities:     defaultCapabilities,
 		Format:           define.OCIv1ImageManifest,
+		// The parent is strata's previous step, an intermediate image whose
+		// digest says nothing to a user and would tie the result to one
+		// store: keep the base image's own annotations instead.
+		PreserveBaseImageAnns: true,
 	})
 	if err != nil {
 		return "", fmt.Errorf("%s: creating working container: %w", st.Name, err)
@@ -203,7 +210,8 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		SystemContext:         r.SystemContext(),
 		SignaturePolicyPath:   r.policyPath,
 		EmptyLayer:            len(st.Commands) == 0 && len(st.Argv) == 0 && len(st.Copies) == 0,
-		HistoryTimestamp:      nil,
+		SourceDateEpoch:       st.SourceDateEpoch,
+		RewriteTimestamp:      st.SourceDateEpoch != nil,
 	})
 	if err != nil {
 		return "", fmt.Errorf("%s: committing: %w", st.Name, err)
