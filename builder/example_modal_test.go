@@ -221,3 +221,10 @@ func ExampleSourceDateEpoch() {
 	}
 	fmt.Println(res.ManifestDigest)
 }
+
+func ExamplePush() {
+	reg := builder.SecretFromEnv("REGISTRY_USERNAME", "REGISTRY_PASSWORD")
+	_, err := builder.Build(context.Background(), builder.FromRegistry("debian:bookworm-slim"),
+		builder.Push("registry.example.com/team/app:1"), builder.PushAuth(reg), builder.LayerCompression("zstd"))
+	fmt.Println(err != nil)
+}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
+	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
 
 	"github.com/stratabuild/strata/gpu"
@@ -179,10 +181,13 @@ func (s *Session) Plan(ctx context.Context, img Image) (*Plan, error) {
 type BuildOption interface{ applyBuild(*buildOptions) }
 
 type buildOptions struct {
-	tags    []string
-	exports []string
-	output  io.Writer
-	session []Option
+	tags        []string
+	exports     []string
+	output      io.Writer
+	session     []Option
+	pushAuth    *types.DockerAuthConfig
+	compression string
+	err         error
 }
 
 type buildOption func(*buildOptions)
@@ -200,6 +205,30 @@ func WithTag(name string) BuildOption {
 // "docker-archive:FILE". Default: no export.
 func ExportTo(dest string) BuildOption {
 	return buildOption(func(o *buildOptions) { o.exports = append(o.exports, dest) })
+}
+
+// Push pushes the final image to a registry after a successful build
+// ("registry.example.com/team/app:1"), as ExportTo("docker://"+ref).
+// Credentials come from PushAuth, or else from auth.json.
+func Push(ref string) BuildOption {
+	return buildOption(func(o *buildOptions) { o.exports = append(o.exports, "docker://"+strings.TrimPrefix(ref, "docker://")) })
+}
+
+// PushAuth pushes with the credentials in secret (its REGISTRY_USERNAME and
+// REGISTRY_PASSWORD variables). Default: auth.json.
+func PushAuth(secret Secret) BuildOption {
+	return buildOption(func(o *buildOptions) {
+		var bo baseOptions
+		WithRegistryAuth(secret).applyBase(&bo)
+		o.pushAuth, o.err = bo.auth, bo.err
+	})
+}
+
+// LayerCompression picks how exported and pushed layers are compressed:
+// "gzip" (the default) or "zstd". (Uncompressed output is not offered yet:
+// Buildah's Push does not pass that setting through.)
+func LayerCompression(c string) BuildOption {
+	return buildOption(func(o *buildOptions) { o.compression = c })
 }
 
 // WithOutput streams progress lines and each step's command output, prefixed
@@ -265,6 +294,14 @@ func (s *Session) Build(ctx context.Context, img Image, opts ...BuildOption) (*R
 	var bo buildOptions
 	for _, o := range opts {
 		o.applyBuild(&bo)
+	}
+	if bo.err != nil {
+		return nil, bo.err
+	}
+	switch bo.compression {
+	case "", "gzip", "zstd":
+	default:
+		return nil, fmt.Errorf("layer compression %q: use gzip or zstd", bo.compression)
 	}
 	var tags []string
 	for _, t := range bo.tags {
@@ -403,7 +440,7 @@ func (s *Session) Build(ctx context.Context, img Image, opts ...BuildOption) (*R
 	res.Tags = tags
 	runners.Failpoint("export")
 	for _, dest := range bo.exports {
-		if _, err := s.rt.Export(ctx, parentID, dest, nil); err != nil {
+		if _, err := s.rt.Export(ctx, parentID, dest, nil, runners.ExportOptions{Auth: bo.pushAuth, Compression: bo.compression}); err != nil {
 			return nil, err
 		}
 		pr.printf("exported to %s\n", dest)

@@ -9,13 +9,33 @@ import (
 	"go.podman.io/buildah"
 	"go.podman.io/buildah/define"
 	"go.podman.io/image/v5/docker/reference"
+	"go.podman.io/image/v5/pkg/compression"
 	"go.podman.io/image/v5/transports/alltransports"
+	"go.podman.io/image/v5/types"
+	"go.podman.io/storage/pkg/archive"
 )
 
+// ExportOptions tune Export.
+type ExportOptions struct {
+	// Auth, when set, is used for a docker:// destination instead of
+	// auth.json.
+	Auth *types.DockerAuthConfig
+	// Compression is "gzip" or "zstd"; "" lets containers/image choose
+	// (gzip for registries and OCI layouts). Uncompressed output is not
+	// offered: Buildah's Push does not pass the OCI "accept uncompressed"
+	// setting through.
+	Compression string
+}
+
 // Export writes the image imageID to dest, a containers/image reference such
-// as "oci:/path/layout:tag", "oci-archive:/path/img.tar" or
-// "docker-archive:/path/img.tar". It returns the manifest digest written.
-func (r *Runtime) Export(ctx context.Context, imageID, dest string, report io.Writer) (string, error) {
+// as "oci:/path/layout:tag", "oci-archive:/path/img.tar",
+// "docker-archive:/path/img.tar" or "docker://registry/repo:tag". It returns
+// the manifest digest written.
+func (r *Runtime) Export(ctx context.Context, imageID, dest string, report io.Writer, opts ...ExportOptions) (string, error) {
+	var o ExportOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	ref, err := alltransports.ParseImageName(dest)
 	if err != nil {
 		return "", fmt.Errorf("export destination %q: %w (use oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE)", dest, err)
@@ -27,13 +47,30 @@ func (r *Runtime) Export(ctx context.Context, imageID, dest string, report io.Wr
 	if strings.HasPrefix(dest, "docker-archive:") {
 		mt = define.Dockerv2ImageManifest
 	}
-	_, d, err := buildah.Push(ctx, imageID, ref, buildah.PushOptions{
+	sc := r.SystemContext()
+	if o.Auth != nil {
+		sc.DockerAuthConfig = o.Auth
+	}
+	po := buildah.PushOptions{
 		Store:               r.store,
-		SystemContext:       r.SystemContext(),
+		SystemContext:       sc,
 		SignaturePolicyPath: r.policyPath,
 		ReportWriter:        report,
 		ManifestType:        mt,
-	})
+	}
+	switch o.Compression {
+	case "":
+	case "gzip", "zstd":
+		po.Compression = archive.Gzip // any value but Uncompressed: compress
+		po.CompressionFormat = &compression.Gzip
+		if o.Compression == "zstd" {
+			po.CompressionFormat = &compression.Zstd
+		}
+		po.ForceCompressionFormat = true
+	default:
+		return "", fmt.Errorf("layer compression %q: use gzip or zstd", o.Compression)
+	}
+	_, d, err := buildah.Push(ctx, imageID, ref, po)
 	if err != nil {
 		return "", fmt.Errorf("exporting to %s: %w", dest, err)
 	}
