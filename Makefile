@@ -46,6 +46,12 @@ setup:
 	id -u $(TEST_USER) >/dev/null 2>&1 || useradd --create-home --shell /bin/bash $(TEST_USER)
 	grep -q '^$(TEST_USER):' /etc/subuid || echo '$(TEST_USER):200000:65536' >> /etc/subuid
 	grep -q '^$(TEST_USER):' /etc/subgid || echo '$(TEST_USER):200000:65536' >> /etc/subgid
+	@# A root-owned file the test user cannot read, for the hostile-input test.
+	install -d -m 755 /var/lib/strata-test-fixtures/unreadable
+	echo fine > /var/lib/strata-test-fixtures/unreadable/ok.txt
+	echo secret > /var/lib/strata-test-fixtures/unreadable/locked.txt
+	chmod 644 /var/lib/strata-test-fixtures/unreadable/ok.txt
+	chmod 600 /var/lib/strata-test-fixtures/unreadable/locked.txt
 	@# Harmless fake GPU nodes (copies of /dev/null, 1:3) for the rootless GPU
 	@# test, only where no NVIDIA driver is loaded.
 	@if [ ! -e /proc/driver/nvidia ]; then for n in nvidia0 nvidiactl; do \

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stratabuild/strata/layers"
 )
@@ -286,4 +287,30 @@ func TestRedaction(t *testing.T) {
 	if strings.Contains(err.Error(), "topsecret") {
 		t.Fatalf("secret in error: %v", err)
 	}
+}
+
+// TestLongChainPlansInLinearTime plans a 1000-step chain and reports the
+// cost per step (no timing assertion: the figure goes to RELIABILITY.md).
+func TestLongChainPlansInLinearTime(t *testing.T) {
+	img := Scratch()
+	for i := range 1000 {
+		img = img.RunCommands([]string{"echo " + strings.Repeat("x", i%50)})
+	}
+	start := time.Now()
+	p, err := img.Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := time.Since(start)
+	if len(p.Steps) != 1001 {
+		t.Fatalf("%d steps planned", len(p.Steps))
+	}
+	seen := map[layers.Key]bool{}
+	for _, s := range p.Steps {
+		if seen[s.Key] {
+			t.Fatalf("two steps of the chain share key %s", s.Key)
+		}
+		seen[s.Key] = true
+	}
+	t.Logf("1000-step chain planned in %s (%s per step)", d, d/1000)
 }
