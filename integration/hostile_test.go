@@ -3,6 +3,7 @@ package integration
 import (
 	"archive/tar"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/stratabuild/strata/builder"
+	"github.com/stratabuild/strata/pkg/rootfs"
 )
 
 // TestHostileLocalTree: links that point outside the source are copied as
@@ -82,4 +84,135 @@ func TestHostileLocalTree(t *testing.T) {
 	if c, _ := counts(t, s.Store()); c != 0 {
 		t.Fatalf("%d containers left", c)
 	}
+}
+
+// TestHostileBaseArchive imports a rootfs tarball with absolute and
+// escaping symlinks (and a file written through one), a device node, a
+// setuid file and a hard link across directories: nothing is written
+// outside the store, links stay links, the image's steps run and every
+// layer reads back whole. An archive with an entry that climbs out of the
+// root ("../") is refused with an error naming the entry.
+func TestHostileBaseArchive(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "hostile.tar")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	add := func(h *tar.Header, body string) {
+		h.Size = int64(len(body))
+		if h.Typeflag != tar.TypeReg {
+			h.Size = 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			_, _ = tw.Write([]byte(body))
+		}
+	}
+	// A minimal runnable rootfs first: busybox's sh.
+	bb, err := os.ReadFile(busyboxBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755}, "")
+	add(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755}, string(bb))
+	add(&tar.Header{Name: "bin/sh", Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}, "")
+	add(&tar.Header{Name: "abs", Typeflag: tar.TypeSymlink, Linkname: "/etc/shadow", Mode: 0o777}, "")
+	add(&tar.Header{Name: "up", Typeflag: tar.TypeSymlink, Linkname: "../../../../..", Mode: 0o777}, "")
+	add(&tar.Header{Name: "dev/", Typeflag: tar.TypeDir, Mode: 0o755}, "")
+	add(&tar.Header{Name: "dev/evil", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666}, "")
+	add(&tar.Header{Name: "bin/suid", Typeflag: tar.TypeReg, Mode: 0o4755}, "#!/bin/sh\n")
+	add(&tar.Header{Name: "a/", Typeflag: tar.TypeDir, Mode: 0o755}, "")
+	add(&tar.Header{Name: "a/target", Typeflag: tar.TypeReg, Mode: 0o644}, "linked\n")
+	add(&tar.Header{Name: "b/", Typeflag: tar.TypeDir, Mode: 0o755}, "")
+	add(&tar.Header{Name: "b/hard", Typeflag: tar.TypeLink, Linkname: "a/target", Mode: 0o644}, "")
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	s := openSession(t)
+	// The same entries plus one that climbs out: refused, naming it.
+	climb := filepath.Join(dir, "climb.tar")
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := os.Create(climb)
+	ctw := tar.NewWriter(cf)
+	_ = ctw.WriteHeader(&tar.Header{Name: "../../escaped-by-dotdot", Typeflag: tar.TypeReg, Mode: 0o644, Size: 8})
+	_, _ = ctw.Write([]byte("escaped\n"))
+	_ = ctw.Flush()
+	_, _ = cf.Write(raw)
+	cf.Close()
+	_, err = s.Build(ctx, builder.FromArchive(climb).RunCommands([]string{"true"}))
+	if err == nil || !strings.Contains(err.Error(), "step 0 (FromArchive)") || !strings.Contains(err.Error(), "../../escaped-by-dotdot") {
+		t.Fatalf("archive with ../ entry: %v", err)
+	}
+	// A file written through one of the archive's own symlinks: refused.
+	through := filepath.Join(dir, "through.tar")
+	tf, _ := os.Create(through)
+	_, _ = tf.Write(raw[:len(raw)-1024]) // without the end-of-archive blocks
+	ttw := tar.NewWriter(tf)
+	_ = ttw.WriteHeader(&tar.Header{Name: "up/through-link", Typeflag: tar.TypeReg, Mode: 0o644, Size: 5})
+	_, _ = ttw.Write([]byte("evil\n"))
+	_ = ttw.Close()
+	tf.Close()
+	_, err = s.Build(ctx, builder.FromArchive(through).RunCommands([]string{"true"}))
+	if err == nil || !strings.Contains(err.Error(), `goes through the symlink "up"`) {
+		t.Fatalf("archive writing through a symlink: %v", err)
+	}
+
+	res, err := s.Build(ctx, builder.FromArchive(p).RunCommands([]string{"cat /b/hard > /hard-seen; ls -l /bin/suid > /suid-seen"}))
+	// Whatever happened, nothing landed outside the store.
+	for _, q := range []string{"/escaped-by-dotdot", "/tmp/escaped-by-dotdot", filepath.Join(dir, "escaped-by-dotdot"), "/through-link", "/tmp/through-link", filepath.Join(filepath.Dir(dir), "through-link")} {
+		if _, err := os.Lstat(q); err == nil {
+			t.Errorf("%s was written outside the store", q)
+		}
+	}
+	if err != nil {
+		t.Logf("hostile archive refused: %v", err)
+		if !strings.Contains(err.Error(), "step 0 (FromArchive)") {
+			t.Fatalf("the error does not name the base step: %v", err)
+		}
+		return
+	}
+	t.Log("hostile archive imported; checking what the image holds")
+	if got := readFromImage(t, s, res.ImageID, "hard-seen"); got != "linked\n" {
+		t.Errorf("hard link read %q", got)
+	}
+	if got := readFromImage(t, s, res.ImageID, "suid-seen"); !strings.HasPrefix(got, "-rwsr-xr-x") {
+		t.Errorf("setuid file: %q", got)
+	}
+	var names []string
+	eachLayer(t, s, res.ImageID, func(r io.Reader) bool {
+		tr := tar.NewReader(r)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				return true
+			}
+			names = append(names, fmt.Sprintf("%s(%c)", strings.TrimPrefix(h.Name, "./"), h.Typeflag))
+		}
+	})
+	t.Logf("image entries: %v", names)
+	for _, want := range []string{"abs(2)", "up(2)", "b/hard(1)", "bin/suid(0)"} {
+		if !strings.Contains(strings.Join(names, " "), want) {
+			t.Errorf("the layers read back without %s: %v", want, names)
+		}
+	}
+}
+
+func busyboxBinary(t *testing.T) string {
+	t.Helper()
+	p, err := rootfs.FindBusybox()
+	if err != nil {
+		t.Skip("busybox-static not installed (make setup installs it)")
+	}
+	return p
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -308,6 +309,7 @@ func archiveTransport(p string) (string, error) {
 	}
 	defer rd.Close()
 	tr := tar.NewReader(rd)
+	links := map[string]bool{}
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -321,6 +323,22 @@ func archiveTransport(p string) (string, error) {
 			return "oci-archive", nil
 		case "manifest.json":
 			return "docker-archive", nil
+		}
+		// Rootfs entries that climb out of the root, or go through a
+		// symlink of the archive, are applied safely by the store, but the
+		// layer they make cannot be read back whole (its diff stops there,
+		// so exports and pushes would be cut short): refuse them.
+		name := path.Clean(strings.TrimPrefix(h.Name, "/"))
+		if name == ".." || strings.HasPrefix(name, "../") {
+			return "", fmt.Errorf("base archive %s: entry %q climbs out of the root; refusing the archive (repack it without such entries)", p, h.Name)
+		}
+		for d := path.Dir(name); d != "." && d != "/"; d = path.Dir(d) {
+			if links[d] {
+				return "", fmt.Errorf("base archive %s: entry %q goes through the symlink %q; refusing the archive (repack it without such entries)", p, h.Name, d)
+			}
+		}
+		if h.Typeflag == tar.TypeSymlink {
+			links[name] = true
 		}
 	}
 }
