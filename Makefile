@@ -52,6 +52,10 @@ setup:
 	echo secret > /var/lib/strata-test-fixtures/unreadable/locked.txt
 	chmod 644 /var/lib/strata-test-fixtures/unreadable/ok.txt
 	chmod 600 /var/lib/strata-test-fixtures/unreadable/locked.txt
+	@# A 96 MiB tmpfs for the full-disk test.
+	install -d -m 755 /var/lib/strata-test-fixtures/smalldisk
+	mountpoint -q /var/lib/strata-test-fixtures/smalldisk || \
+		mount -t tmpfs -o size=96m,mode=1777 tmpfs /var/lib/strata-test-fixtures/smalldisk
 	@# Harmless fake GPU nodes (copies of /dev/null, 1:3) for the rootless GPU
 	@# test, only where no NVIDIA driver is loaded.
 	@if [ ! -e /proc/driver/nvidia ]; then for n in nvidia0 nvidiactl; do \

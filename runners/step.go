@@ -20,6 +20,7 @@ import (
 	"go.podman.io/buildah"
 	"go.podman.io/buildah/define"
 	"go.podman.io/common/libnetwork/types"
+	"golang.org/x/sys/unix"
 
 	"github.com/stratabuild/strata/gpu"
 )
@@ -94,6 +95,9 @@ type StepError struct {
 	Tail []string
 	// Err is the underlying error.
 	Err error
+	// Hint, when set, is a likely cause found after the failure (a full
+	// disk under the store).
+	Hint string
 }
 
 func (e *StepError) Error() string {
@@ -105,6 +109,9 @@ func (e *StepError) Error() string {
 	}
 	if len(e.Tail) > 0 {
 		fmt.Fprintf(&b, "\nlast %d lines of output:\n  %s", len(e.Tail), strings.Join(e.Tail, "\n  "))
+	}
+	if e.Hint != "" {
+		fmt.Fprintf(&b, "\n%s", e.Hint)
 	}
 	return b.String()
 }
@@ -277,7 +284,7 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []s
 		return fmt.Errorf("%s: %w", st.Name, ctx.Err())
 	}
 	if err != nil {
-		se := &StepError{Step: st.Name, Command: cmd, ExitCode: -1, Tail: tail.Lines(), Err: err}
+		se := &StepError{Step: st.Name, Command: cmd, ExitCode: -1, Tail: tail.Lines(), Err: err, Hint: r.diskHint()}
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			se.ExitCode = ee.ExitCode()
@@ -285,6 +292,24 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []s
 		return se
 	}
 	return nil
+}
+
+// diskHint says so when the store's filesystem is (nearly) full: a step's
+// writes then fail with errors such as "I/O error" that do not name the
+// cause.
+func (r *Runtime) diskHint() string {
+	var fs unix.Statfs_t
+	root := r.store.GraphRoot()
+	if unix.Statfs(root, &fs) != nil {
+		return ""
+	}
+	free := fs.Bavail * uint64(fs.Bsize)
+	total := fs.Blocks * uint64(fs.Bsize)
+	if free >= 8<<20 && free*100 >= total {
+		return ""
+	}
+	return fmt.Sprintf("the store's filesystem is full (%s: %d KiB free of %d MiB): free some space and build again; nothing was recorded for this step",
+		root, free>>10, total>>20)
 }
 
 // killRunning sends SIGKILL to the processes of the runtime container whose
