@@ -83,7 +83,7 @@ func TestFromAWSECR(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "step 0 (FromAWSECR)") || !strings.Contains(err.Error(), "UnrecognizedClientException") {
 		t.Fatalf("refused exchange: %v", err)
 	}
-	if strings.Contains(err.Error(), "secret-key-canary") || strings.Contains(err.Error(), registryPassword) {
+	if holdsSecret(err.Error(), "secret-key-canary") || holdsSecret(err.Error(), registryPassword) {
 		t.Fatalf("the error shows a secret: %v", err)
 	}
 }
