@@ -56,6 +56,7 @@ setup:
 	install -d -m 755 /var/lib/strata-test-fixtures/smalldisk
 	mountpoint -q /var/lib/strata-test-fixtures/smalldisk || \
 		mount -t tmpfs -o size=96m,mode=1777 tmpfs /var/lib/strata-test-fixtures/smalldisk
+	chmod 1777 /var/lib/strata-test-fixtures/smalldisk
 	@# Harmless fake GPU nodes (copies of /dev/null, 1:3) for the rootless GPU
 	@# test, only where no NVIDIA driver is loaded.
 	@if [ ! -e /proc/driver/nvidia ]; then for n in nvidia0 nvidiactl; do \
