@@ -27,6 +27,10 @@ func TestFullDisk(t *testing.T) {
 		t.Skipf("%s is not a tmpfs: make setup mounts a small one for this test", smallDisk)
 	}
 	ctx := context.Background()
+	// A run that died midway left its store (and filler) behind.
+	if old, _ := filepath.Glob(filepath.Join(smallDisk, "store-*")); len(old) > 0 {
+		_ = exec.Command("rm", append([]string{"-rf"}, old...)...).Run()
+	}
 	root, err := os.MkdirTemp(smallDisk, "store-")
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
 	"go.podman.io/buildah"
 	"go.podman.io/buildah/define"
 	"go.podman.io/common/libnetwork/types"
@@ -138,6 +139,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		CommonBuildOpts:  &define.CommonBuildOptions{Ulimit: r.ulimits},
 		Capabilities:     defaultCapabilities,
 		Format:           define.OCIv1ImageManifest,
+		Logger:           logrus.StandardLogger(),
 		// The parent is strata's previous step, an intermediate image whose
 		// digest says nothing to a user and would tie the result to one
 		// store: keep the base image's own annotations instead.
@@ -269,7 +271,10 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []s
 			Stderr:           out,
 			Quiet:            true,
 			CgroupManager:    "cgroupfs",
-			SystemContext:    r.SystemContext(),
+			// Buildah logs cleanup failures through it and dereferences it
+			// unchecked (a full disk made it panic).
+			Logger:        logrus.StandardLogger(),
+			SystemContext: r.SystemContext(),
 		})
 	}()
 	var err error
