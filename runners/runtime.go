@@ -6,9 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
+	"go.podman.io/buildah"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
 	"go.podman.io/storage/pkg/unshare"
@@ -43,6 +45,9 @@ type Runtime struct {
 	gpuCfg     GPUConfig
 	gpu        gpuState
 	reaped     Reaped
+
+	leftMu    sync.Mutex
+	leftovers []*buildah.Builder // working containers whose removal failed
 }
 
 // Open opens (creating if needed) the store described by cfg.
@@ -135,6 +140,7 @@ func (r *Runtime) Store() storage.Store { return r.store }
 
 // Close releases the store.
 func (r *Runtime) Close() error {
+	r.retryDeletes()
 	r.gpuCleanup()
 	r.unlockProcess()
 	_, err := r.store.Shutdown(false)

@@ -123,6 +123,7 @@ func (e *StepError) Unwrap() error { return e.Err }
 // ("" for scratch), commits the result and removes the container whatever
 // happens. It returns the committed image's ID.
 func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string, error) {
+	r.retryDeletes()
 	from := parentID
 	if from == "" {
 		from = "scratch"
@@ -149,8 +150,12 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		return "", fmt.Errorf("%s: creating working container: %w", st.Name, err)
 	}
 	defer func() {
-		// The container goes away on every path, success or not.
-		_ = b.Delete()
+		// The container goes away on every path, success or not. On a
+		// full disk even that can fail (the store cannot record it): it
+		// is retried before the next step and at Close.
+		if err := b.Delete(); err != nil {
+			r.deleteLater(b)
+		}
 	}()
 
 	for _, c := range st.Copies {
@@ -297,6 +302,26 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []s
 		return se
 	}
 	return nil
+}
+
+// deleteLater keeps a working container whose removal failed.
+func (r *Runtime) deleteLater(b *buildah.Builder) {
+	r.leftMu.Lock()
+	defer r.leftMu.Unlock()
+	r.leftovers = append(r.leftovers, b)
+}
+
+// retryDeletes removes the working containers whose removal failed before.
+func (r *Runtime) retryDeletes() {
+	r.leftMu.Lock()
+	defer r.leftMu.Unlock()
+	var still []*buildah.Builder
+	for _, b := range r.leftovers {
+		if b.Delete() != nil {
+			still = append(still, b)
+		}
+	}
+	r.leftovers = still
 }
 
 // diskHint says so when the store's filesystem is (nearly) full: a step's
