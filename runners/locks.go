@@ -102,8 +102,8 @@ func (r *Runtime) unlockProcess() {
 }
 
 // deadOwner reports whether the process pid has no open strata Runtime on
-// this run root: its lock file is missing or not locked. With release
-// unset the probe lock is dropped at once.
+// this run root: its lock file is missing or not locked. The probe lock is
+// dropped at once.
 func (r *Runtime) deadOwner(pid int) bool {
 	if pid == os.Getpid() {
 		return false
