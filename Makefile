@@ -27,7 +27,7 @@ APT_PACKAGES := runc uidmap libseccomp-dev busybox-static buildah docker-registr
 # as regression tests with the unit tests.
 FUZZTIME ?= 30s
 FUZZ_TARGETS := layers:FuzzEncodeInjective mount:FuzzPatterns mount:FuzzNamesDigestApart \
-	gpu:FuzzParseRequest runners:FuzzParseRegistryRef
+	gpu:FuzzParseRequest runners:FuzzParseRegistryRef dockerfile:FuzzParse spec:FuzzParse
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "== $$pkg $$fn ($(FUZZTIME))"; \
@@ -85,12 +85,13 @@ RUN_AS = if [ "$$(id -u)" = 0 ]; then \
 		id -u $(TEST_USER) >/dev/null 2>&1 || { echo "no user $(TEST_USER): run make setup"; exit 1; }; \
 		su $(TEST_USER) -c "$$cmd"; \
 	else bash -c "$$cmd"; fi
-IT_ENV = cd $(WORK) && STRATA_TEST_CACHE=$(STRATA_TEST_CACHE) STRATA_CRASH_RANDOM_KILLS=$(CRASH_RANDOM_KILLS) STRATA_INTEGRATION=1
+IT_ENV = cd $(WORK) && STRATA_CLI=$(WORK)/strata STRATA_TEST_CACHE=$(STRATA_TEST_CACHE) STRATA_CRASH_RANDOM_KILLS=$(CRASH_RANDOM_KILLS) STRATA_INTEGRATION=1
 integration:
 	@mkdir -p $(WORK) $(STRATA_TEST_CACHE) && chmod 1777 $(WORK) $(STRATA_TEST_CACHE)
 	$(GO) test -race -c -tags '$(TAGS)' -o $(WORK)/integration.test ./integration
 	$(GO) test -c -tags '$(IT_TAGS)' -o $(WORK)/crash.test ./integration
-	chmod 755 $(WORK)/integration.test $(WORK)/crash.test
+	$(GO) build -tags '$(TAGS)' -o $(WORK)/strata ./cmd/strata
+	chmod 755 $(WORK)/integration.test $(WORK)/crash.test $(WORK)/strata
 	@echo "running integration tests as $(TEST_USER) (or the current user)"
 	@cmd='$(IT_ENV) ./integration.test -test.v -test.timeout 60m $(IT_RUN)'; $(RUN_AS)
 	@cmd='$(IT_ENV) ./crash.test -test.v -test.timeout 30m -test.run TestCrashHarness'; $(RUN_AS)

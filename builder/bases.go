@@ -94,7 +94,7 @@ func checkDebian(suite string, d runners.Debian) error {
 // Python is not v. (Modal downloads a standalone CPython build instead; no
 // such download is reachable from these build machines, so strata uses the
 // distribution's packages.) Default: no Python is added.
-func AddPython(v string) BaseOption {
+func AddPython(v string) PythonOption {
 	return baseOption(func(o *baseOptions) {
 		o.named("AddPython")
 		if err := checkPythonVersion(v); err != nil {
@@ -106,6 +106,13 @@ func AddPython(v string) BaseOption {
 }
 
 // addPython appends the AddPython step when v is set.
+// PythonOption is AddPython: it applies to registry bases and to
+// FromDockerfile.
+type PythonOption interface {
+	BaseOption
+	DockerfileOption
+}
+
 func (i Image) addPython(v string) Image {
 	if v == "" {
 		return i

@@ -166,3 +166,22 @@ func ExampleWithSecrets() {
 	fmt.Println(p.Steps[1].Spec.Secrets) // names only, never values
 	// Output: [deploy/TOKEN]
 }
+
+// FromDockerfile builds a Dockerfile; each instruction is a cached step.
+func ExampleFromDockerfile() {
+	img := builder.FromDockerfile("./Dockerfile",
+		builder.BuildArgs(map[string]string{"VERSION": "1.2"}),
+		builder.Target("release"),
+		builder.GPU("any"),
+	)
+	_ = img
+}
+
+// DockerfileCommands adds Dockerfile instructions to a Go chain.
+func ExampleImage_DockerfileCommands() {
+	img := builder.DebianSlim("3.12").DockerfileCommands([]string{
+		"RUN --mount=type=cache,target=/root/.cache/pip pip install requests",
+		"COPY app.py /app/",
+	}, builder.ContextDir("./src"))
+	_ = img
+}

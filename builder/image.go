@@ -24,6 +24,7 @@ type node struct {
 	shell  []string // shell for RunCommands from here on
 	index  int      // 0 for the base, 1.. for steps
 	err    error    // first error recorded on this chain
+	df     *dfDef   // FromDockerfile: translated when the build starts
 }
 
 type baseDef struct {
@@ -52,6 +53,18 @@ type stepDef struct {
 	// pathPrepend is put first on the image's PATH after a run step
 	pathPrepend string
 	fn          Function // RunFunction
+
+	// Dockerfile steps
+	df         *dfDef // DockerfileCommands, translated when the build starts
+	desc       string // the instruction as written
+	pos        string // its place in the Dockerfile, for errors
+	exec       bool   // RUN in exec form: args is argv
+	unkeyedEnv map[string]string
+	noNetwork  bool
+	mounts     []runMount
+	mkdir      bool // WORKDIR creates the directory
+	resetCmd   bool // ENTRYPOINT clears the base's CMD
+	copyDef    *copyDef
 }
 
 func (i Image) root() *node {
@@ -152,6 +165,7 @@ func (i Image) RunCommands(cmds []string, opts ...RunOption) Image {
 		o.applyRun(&s.opts)
 	}
 	s.env = s.opts.env
+	s.mounts = s.opts.mounts
 	s.shell = i.root().shell
 	var err error
 	if len(cmds) == 0 {

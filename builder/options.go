@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path"
 	"slices"
 	"strings"
 
@@ -16,6 +17,7 @@ import (
 )
 
 type stepOptions struct {
+	mounts  []runMount // CacheMount
 	force   bool
 	env     map[string]string
 	secrets []Secret
@@ -35,10 +37,18 @@ type StepOption interface {
 type RunOption interface {
 	applyRun(*stepOptions)
 	applyPkg(*pkgOptions)
+	applyDockerfile(*dfOptions)
 }
 
 // AddOption changes an AddLocalFile or AddLocalDir step.
 type AddOption interface{ applyAdd(*addOptions) }
+
+// IgnoreOption is Ignore: it applies to AddLocalDir and to Dockerfiles
+// (where it replaces the .dockerignore file).
+type IgnoreOption interface {
+	AddOption
+	DockerfileOption
+}
 
 type addOptions struct {
 	stepOptions
@@ -131,7 +141,7 @@ func Copy() AddOption { return addOption(func(o *addOptions) { o.copy = true }) 
 // Ignore excludes files from AddLocalDir with dockerignore patterns relative
 // to the local directory ("**" spans directories, "!" re-includes, a leading
 // "/" is the directory's root). Default: nothing is excluded.
-func Ignore(patterns ...string) AddOption {
+func Ignore(patterns ...string) IgnoreOption {
 	return addOption(func(o *addOptions) { o.ignore = append(o.ignore, patterns...) })
 }
 
@@ -254,5 +264,32 @@ func WithRegistryAuth(secret Secret) BaseOption {
 			return
 		}
 		o.auth = &types.DockerAuthConfig{Username: u, Password: p}
+	})
+}
+
+// CacheMount mounts a persistent cache directory at target while the step
+// runs, like Dockerfile's RUN --mount=type=cache,target=...: its content
+// is kept between builds (per user, under WithCacheMountDir), shared by
+// every step that names the same target, and never committed to a layer
+// or keyed. Given to PipInstall, UvPipInstall or AptInstall, the package
+// manager keeps its downloads there instead of not caching:
+//
+//	img.PipInstall([]string{"numpy"}, builder.CacheMount("/root/.cache/pip"))
+//
+// Default: no cache mount.
+func CacheMount(target string) RunOption { return cacheMount(target, "shared") }
+
+// LockedCacheMount is CacheMount for tools that cannot share their cache
+// with a concurrent build (apt): steps that use it wait for each other.
+func LockedCacheMount(target string) RunOption { return cacheMount(target, "locked") }
+
+func cacheMount(target, sharing string) RunOption {
+	return runOption(func(o *stepOptions) {
+		if !path.IsAbs(target) {
+			o.err = fmt.Errorf("CacheMount: target %q must be an absolute path", target)
+			return
+		}
+		t := path.Clean(target)
+		o.mounts = append(o.mounts, runMount{typ: "cache", target: t, id: t, sharing: sharing})
 	})
 }

@@ -206,6 +206,16 @@ type hostInput struct {
 const inputDir = "/.strata/in"
 
 func (i Image) pkgStep(method string, cmds []string, o pkgOptions, inputs []hostInput, resolve func() ([]string, error), err error) Image {
+	if len(o.mounts) > 0 {
+		cmds = useCacheMount(cmds, o.mounts[0].target)
+		if resolve != nil {
+			r := resolve
+			resolve = func() ([]string, error) {
+				c, err := r()
+				return useCacheMount(c, o.mounts[0].target), err
+			}
+		}
+	}
 	s := &stepDef{
 		method:  method,
 		kind:    layers.KindRun,
@@ -215,8 +225,26 @@ func (i Image) pkgStep(method string, cmds []string, o pkgOptions, inputs []host
 		opts:    o.stepOptions,
 		inputs:  inputs,
 		resolve: resolve,
+		mounts:  o.mounts,
 	}
 	return i.push(s, err)
+}
+
+// useCacheMount makes pip, uv and apt-get keep their downloads in the cache
+// mount at dir instead of not caching at all.
+func useCacheMount(cmds []string, dir string) []string {
+	q := shellQuote(dir)
+	out := make([]string, len(cmds))
+	for k, c := range cmds {
+		c = strings.ReplaceAll(c, "pip install --no-cache-dir", "pip install --cache-dir "+q)
+		c = strings.ReplaceAll(c, " --no-cache ", " --cache-dir "+q+" ")
+		if strings.Contains(c, "apt-get") {
+			c = "mkdir -p " + shellQuote(path.Join(dir, "partial")) + " && " + strings.ReplaceAll(c, "apt-get install",
+				"apt-get -o Dir::Cache::Archives="+q+" -o APT::Keep-Downloaded-Packages=true install")
+		}
+		out[k] = c
+	}
+	return out
 }
 
 var aptName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?([=/][A-Za-z0-9.+~:_-]+)?$`)

@@ -32,6 +32,9 @@ type Plan struct {
 	// Steps start with the base (Index 0). Local files added without Copy()
 	// come last, in the order they were added.
 	Steps []PlannedStep
+	// Notes are things the user should know that are not errors, such as
+	// Dockerfile instructions that OCI images cannot hold.
+	Notes []string
 }
 
 // PlannedStep is one step of a Plan.
@@ -52,6 +55,46 @@ type PlannedStep struct {
 	base    *runners.Base
 	run     runners.Step
 	secrets []Secret
+	// deps are the plans of images this step copies from (COPY --from):
+	// they are built first, and copy i reads from deps[fromDep[i]].
+	deps    []*Plan
+	fromDep map[int]int
+	// mountDep: run mount i is read from deps[mountDep[i]] (RUN
+	// --mount=type=bind,from=...).
+	mountDep map[int]int
+	// secretMounts are RUN --mount=type=secret files, written when the
+	// step runs.
+	secretMounts []runMount
+	// unkeyedEnv reaches the step's commands without entering its key.
+	unkeyedEnv []string
+	// trees are the files of the step's local inputs, kept with its cache
+	// entry so that a later miss can name the files that changed.
+	trees []layers.Tree
+	// why says why the step runs (set by Build on a miss).
+	why string
+	// cacheDirs are the step's cache mounts: id -> host directory.
+	cacheDirs map[string]string
+}
+
+// treeOf summarizes a walked input for a recipe.
+func treeOf(input string, t *mount.Tree) layers.Tree {
+	out := layers.Tree{Input: input}
+	for i, e := range t.Entries {
+		if i == layers.MaxTreeEntries {
+			out.Truncated = true
+			break
+		}
+		p := e.Path
+		if p == "" {
+			p = string(e.RawPath)
+		}
+		d := e.Digest
+		if e.Type == "symlink" {
+			d = "-> " + e.Target
+		}
+		out.Files = append(out.Files, layers.TreeEntry{Path: p, Mode: e.Mode, Digest: d})
+	}
+	return out
 }
 
 // Name returns "step N (Method)", the form used in errors and progress.
@@ -64,7 +107,37 @@ func (i Image) Plan(ctx context.Context) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return plan(ctx, i, &runners.Resolver{}, sde)
+	return plan(ctx, i, newPlanEnv(&runners.Resolver{}, sde, ""))
+}
+
+// planEnv is what planning needs besides the image: how to resolve bases,
+// the reproducibility setting, where cache mounts live, and what was
+// translated already (a stage copied from twice is planned once).
+type planEnv struct {
+	res       *runners.Resolver
+	sde       *time.Time
+	cleanup   bool // ReproducibleCleanup
+	mountRoot string
+	expanded  map[*node]Image
+	plans     map[*node]*Plan
+	notes     []string
+}
+
+func newPlanEnv(res *runners.Resolver, sde *time.Time, mountRoot string) *planEnv {
+	if mountRoot == "" {
+		mountRoot = defaultMountRoot()
+	}
+	return &planEnv{res: res, sde: sde, mountRoot: mountRoot, expanded: map[*node]Image{}, plans: map[*node]*Plan{}}
+}
+
+// defaultMountRoot is where cache mounts, ADD downloads and heredoc files
+// are kept: the user's cache directory.
+func defaultMountRoot() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		d = os.TempDir()
+	}
+	return filepath.Join(d, "strata")
 }
 
 // EnvSourceDateEpoch is the variable that, when no SourceDateEpoch option
@@ -85,7 +158,31 @@ func envSourceDateEpoch() (*time.Time, error) {
 	return &t, nil
 }
 
-func plan(ctx context.Context, img Image, res *runners.Resolver, sde *time.Time) (*Plan, error) {
+func plan(ctx context.Context, img Image, pe *planEnv) (*Plan, error) {
+	if err := img.root().err; err != nil {
+		return nil, err
+	}
+	p, err := pe.plan(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	p.Notes = pe.notes
+	return p, nil
+}
+
+func (pe *planEnv) plan(ctx context.Context, img Image) (*Plan, error) {
+	if err := img.root().err; err != nil {
+		return nil, err
+	}
+	if p, ok := pe.plans[img.n]; ok && img.n != nil {
+		return p, nil
+	}
+	orig := img.n
+	img, err := pe.expand(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	res, sde := pe.res, pe.sde
 	leaf := img.root()
 	if leaf.err != nil {
 		return nil, leaf.err
@@ -127,8 +224,11 @@ func plan(ctx context.Context, img Image, res *runners.Resolver, sde *time.Time)
 	p.Steps = append(p.Steps, bs)
 	parent := bs.Key
 	for _, n := range append(build, late...) {
-		ps, err := lower(n)
+		ps, err := pe.lower(ctx, n)
 		if err != nil {
+			if n.step.pos != "" {
+				return nil, fmt.Errorf("%s: %s: %w", ps.Name(), n.step.pos, err)
+			}
 			return nil, fmt.Errorf("%s: %w", ps.Name(), err)
 		}
 		ps.Force = ps.Force || forceAll
@@ -140,12 +240,27 @@ func plan(ctx context.Context, img Image, res *runners.Resolver, sde *time.Time)
 			}
 			ps.Spec.Options["source_date_epoch"] = strconv.FormatInt(sde.Unix(), 10)
 			ps.run.SourceDateEpoch = sde
+			if len(ps.run.Commands)+len(ps.run.Argv) > 0 {
+				// The reproducible-builds.org convention: tools that
+				// write dates (Python's byte-compiler, gzip, dpkg) use it.
+				ps.run.RunEnv = append(slices.Clone(ps.run.RunEnv), EnvSourceDateEpoch+"="+strconv.FormatInt(sde.Unix(), 10))
+			}
+		}
+		if pe.cleanup && len(ps.run.Commands)+len(ps.run.Argv) > 0 {
+			if ps.Spec.Options == nil {
+				ps.Spec.Options = map[string]string{}
+			}
+			ps.Spec.Options["cleanup"] = volatileFilesVersion
+			ps.run.RemoveAfter = VolatileFiles
 		}
 		if ps.Key, err = layers.Compute(parent, ps.Spec); err != nil {
 			return nil, fmt.Errorf("%s: %w", ps.Name(), err)
 		}
 		parent = ps.Key
 		p.Steps = append(p.Steps, ps)
+	}
+	if orig != nil {
+		pe.plans[orig] = p
 	}
 	return p, nil
 }
@@ -156,13 +271,19 @@ func envForce() bool {
 }
 
 // lower turns one chain step into its spec and runner step.
-func lower(n *node) (PlannedStep, error) {
+func (pe *planEnv) lower(ctx context.Context, n *node) (PlannedStep, error) {
 	s := n.step
 	ps := PlannedStep{Index: n.index, Method: s.method, Force: s.opts.force, secrets: s.opts.secrets}
 	ps.run.Name = ps.Name()
 	spec := layers.Spec{Kind: s.kind}
 	switch s.kind {
 	case layers.KindRun:
+		if s.exec {
+			if err := pe.lowerExecRun(s, &spec, &ps); err != nil {
+				return ps, err
+			}
+			break
+		}
 		shell := s.shell
 		if len(shell) == 0 {
 			shell = defaultShell
@@ -176,7 +297,7 @@ func lower(n *node) (PlannedStep, error) {
 		}
 		spec.Args = args
 		spec.Shell = shell
-		if err := lowerInputs(s.inputs, &spec, &ps.run); err != nil {
+		if err := lowerInputs(s.inputs, &spec, &ps); err != nil {
 			return ps, err
 		}
 		if s.pathPrepend != "" {
@@ -187,6 +308,9 @@ func lower(n *node) (PlannedStep, error) {
 		ps.run.Shell = shell
 		ps.Description = strings.Join(args, " && ")
 		lowerRunEnv(s, &spec, &ps.run)
+		if err := pe.lowerRunExtras(s, &spec, &ps); err != nil {
+			return ps, err
+		}
 	case layers.KindFunction:
 		self, err := runners.SelfExec()
 		if err != nil {
@@ -202,6 +326,9 @@ func lower(n *node) (PlannedStep, error) {
 		ps.run.Argv = [][]string{append(append([]string{}, self.Argv...), s.args[1:]...)}
 		lowerRunEnv(s, &spec, &ps.run)
 		ps.run.RunEnv = append(ps.run.RunEnv, runners.EnvFunction+"="+s.fn.name)
+		if err := pe.lowerRunExtras(s, &spec, &ps); err != nil {
+			return ps, err
+		}
 		ps.Description = s.fn.name
 		if len(s.args) > 1 {
 			ps.Description += " " + shellJoin(s.args[1:])
@@ -218,10 +345,52 @@ func lower(n *node) (PlannedStep, error) {
 		spec.Args = s.args
 		ps.run.Config.Workdir = &s.args[0]
 		ps.Description = s.args[0]
+		if s.mkdir {
+			spec.Options = map[string]string{"mkdir": "true"}
+			ps.run.Mkdirs = []string{s.args[0]}
+		}
+	case layers.KindUser:
+		spec.Args = s.args
+		ps.run.Config.User = &s.args[0]
+		ps.Description = s.args[0]
+	case layers.KindLabel:
+		spec.Env = s.env
+		ps.run.Config.Labels = s.env
+		var kv []string
+		for _, k := range slices.Sorted(maps.Keys(s.env)) {
+			kv = append(kv, k+"="+s.env[k])
+		}
+		ps.Description = strings.Join(kv, " ")
+	case layers.KindConfig:
+		spec.Args = s.args
+		vals := s.args[1:]
+		switch s.args[0] {
+		case "EXPOSE":
+			ps.run.Config.Ports = vals
+		case "VOLUME":
+			ps.run.Config.Volumes = vals
+		case "STOPSIGNAL":
+			ps.run.Config.StopSignal = &vals[0]
+		case "ONBUILD":
+			ps.run.Config.OnBuildAdd = vals
+		case "ONBUILD-TRIGGERED":
+			ps.run.Config.OnBuildClear = true
+		default:
+			return ps, fmt.Errorf("unknown config change %s", s.args[0])
+		}
+		ps.Description = strings.Join(s.args, " ")
+	case layers.KindCopy:
+		if err := pe.lowerCopy(ctx, s, &spec, &ps); err != nil {
+			return ps, err
+		}
 	case layers.KindEntrypoint:
 		spec.Args = s.args
 		ps.run.Config.Entrypoint = &s.args
 		ps.Description = fmt.Sprintf("%q", s.args)
+		if s.resetCmd {
+			spec.Options = map[string]string{"reset_cmd": "true"}
+			ps.run.Config.Cmd = &[]string{}
+		}
 	case layers.KindCmd:
 		spec.Args = s.args
 		ps.run.Config.Cmd = &s.args
@@ -252,11 +421,15 @@ func lower(n *node) (PlannedStep, error) {
 		spec.Args = s.args
 		spec.Ignore = s.ignore
 		spec.Inputs = []layers.Input{{Name: "src", Digest: tree.Digest}}
+		ps.trees = []layers.Tree{treeOf("src", tree)}
 		spec.Options = map[string]string{"source": kind}
 		ps.run.Copies = []runners.Copy{{Src: src, Dest: s.args[0], Excludes: s.ignore}}
 		ps.Description = s.src + " -> " + s.args[0]
 	default:
 		return ps, fmt.Errorf("unknown step kind %q", s.kind)
+	}
+	if s.desc != "" {
+		ps.Description = s.desc
 	}
 	ps.Spec = spec
 	return ps, nil
@@ -287,7 +460,8 @@ func lowerRunEnv(s *stepDef, spec *layers.Spec, run *runners.Step) {
 
 // lowerInputs digests a run step's host files into the spec, under their
 // container paths, and mounts them for the runner step.
-func lowerInputs(inputs []hostInput, spec *layers.Spec, run *runners.Step) error {
+func lowerInputs(inputs []hostInput, spec *layers.Spec, ps *PlannedStep) error {
+	run := &ps.run
 	for _, in := range inputs {
 		src, err := filepath.Abs(in.src)
 		if err != nil {
@@ -308,6 +482,7 @@ func lowerInputs(inputs []hostInput, spec *layers.Spec, run *runners.Step) error
 			return fmt.Errorf("input file %s: %w", in.src, err)
 		}
 		spec.Inputs = append(spec.Inputs, layers.Input{Name: in.dest, Digest: d})
+		ps.trees = append(ps.trees, layers.Tree{Input: in.dest, Files: []layers.TreeEntry{{Path: filepath.Base(in.src), Mode: uint32(st.Mode().Perm()), Digest: d}}})
 		run.Mounts = append(run.Mounts, runners.Mount{Src: src, Dest: in.dest})
 	}
 	return nil

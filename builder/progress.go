@@ -10,44 +10,115 @@ import (
 	"time"
 )
 
+// ProgressEvent is one thing a build reports while it runs: a step starts,
+// prints a line of output, or ends, or the build notes something (a
+// Dockerfile instruction that OCI images cannot hold, a remote cache that
+// is unreachable, an export). WithProgressFunc receives them.
+type ProgressEvent struct {
+	// Kind is "start" (a step is about to run), "output" (a line of its
+	// output), "done" (it ended, from a cache or after running) or "note".
+	Kind string
+	// Index is the step's index in the chain (0 = base) and Total the index
+	// of the last step; both are 0 for notes.
+	Index, Total int
+	// Method and Description are PlannedStep's.
+	Method, Description string
+	// State is set on start ("RUN") and done events: "CACHED" (taken from
+	// the local cache), "REMOTE" (pulled from a CacheFrom repository) or
+	// "RUN" (it ran).
+	State string
+	// Reason says why a step runs (start events; may be empty).
+	Reason string
+	// Duration is the step's time, on done events.
+	Duration time.Duration
+	// Line is the output line (without its newline, secret values
+	// redacted) or the note's text.
+	Line string
+}
+
+// WithProgressFunc calls f with every progress event of the build, in
+// addition to what WithOutput prints. Calls are serialized; f must return
+// quickly, as the step's output waits for it. Default: none.
+func WithProgressFunc(f func(ProgressEvent)) BuildOption {
+	return buildOption(func(o *buildOptions) { o.progressFn = f })
+}
+
 // progress prints one line per step and the steps' output, each line
-// prefixed with the step's name.
+// prefixed with the step's name, and passes events to fn.
 type progress struct {
 	mu    sync.Mutex
 	w     io.Writer
+	fn    func(ProgressEvent)
 	total int
 }
 
-func newProgress(w io.Writer, total int) *progress { return &progress{w: w, total: total - 1} }
+func newProgress(w io.Writer, total int, fn func(ProgressEvent)) *progress {
+	return &progress{w: w, fn: fn, total: total - 1}
+}
 
-func (p *progress) printf(format string, args ...any) {
-	if p.w == nil {
+// emit writes the text (when there is a writer) and passes ev to fn, as one
+// serialized operation.
+func (p *progress) emit(ev ProgressEvent, format string, args ...any) {
+	if p.w == nil && p.fn == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, format, args...)
+	if p.w != nil {
+		fmt.Fprintf(p.w, format, args...)
+	}
+	if p.fn != nil {
+		p.fn(ev)
+	}
+}
+
+func (p *progress) stepEvent(kind string, st PlannedStep) ProgressEvent {
+	return ProgressEvent{Kind: kind, Index: st.Index, Total: p.total, Method: st.Method, Description: st.Description}
+}
+
+// printf prints a note.
+func (p *progress) printf(format string, args ...any) {
+	if p.w == nil && p.fn == nil {
+		return
+	}
+	text := fmt.Sprintf(format, args...)
+	p.emit(ProgressEvent{Kind: "note", Line: strings.TrimRight(text, "\n")}, "%s", text)
 }
 
 func (p *progress) start(st PlannedStep) {
-	p.printf("[%d/%d] %s %s: RUN\n", st.Index, p.total, st.Method, st.Description)
+	state := "RUN"
+	if st.why != "" {
+		state += " (" + st.why + ")"
+	}
+	ev := p.stepEvent("start", st)
+	ev.State, ev.Reason = "RUN", st.why
+	p.emit(ev, "[%d/%d] %s %s: %s\n", st.Index, p.total, st.Method, st.Description, state)
 }
 
 func (p *progress) done(st PlannedStep, cached bool, d time.Duration) {
 	state := "DONE"
+	ev := p.stepEvent("done", st)
+	ev.State, ev.Duration = "RUN", d
 	if cached {
-		state = "CACHED"
+		state, ev.State = "CACHED", "CACHED"
 	}
-	p.printf("[%d/%d] %s %s: %s %.2fs\n", st.Index, p.total, st.Method, st.Description, state, d.Seconds())
+	p.emit(ev, "[%d/%d] %s %s: %s %.2fs\n", st.Index, p.total, st.Method, st.Description, state, d.Seconds())
+}
+
+// remote prints the line of a step pulled from a CacheFrom repository.
+func (p *progress) remote(st PlannedStep, d time.Duration) {
+	ev := p.stepEvent("done", st)
+	ev.State, ev.Duration = "REMOTE", d
+	p.emit(ev, "[%d/%d] %s %s: REMOTE %.2fs\n", st.Index, p.total, st.Method, st.Description, d.Seconds())
 }
 
 // stepWriter returns a writer that prefixes each line with the step's name,
 // redacting secret values, or nil when there is no output.
 func (p *progress) stepWriter(st PlannedStep, red *redactor) io.Writer {
-	if p.w == nil {
+	if p.w == nil && p.fn == nil {
 		return nil
 	}
-	return &lineWriter{p: p, prefix: fmt.Sprintf("[%d/%d] %s | ", st.Index, p.total, st.Method), red: red}
+	return &lineWriter{p: p, prefix: fmt.Sprintf("[%d/%d] %s | ", st.Index, p.total, st.Method), red: red, ev: p.stepEvent("output", st)}
 }
 
 type lineWriter struct {
@@ -55,6 +126,7 @@ type lineWriter struct {
 	prefix string
 	red    *redactor
 	buf    []byte
+	ev     ProgressEvent // the step's output event, without its line
 }
 
 func (l *lineWriter) Write(b []byte) (int, error) {
@@ -64,7 +136,9 @@ func (l *lineWriter) Write(b []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		l.p.printf("%s%s\n", l.prefix, l.red.apply(string(l.buf[:i])))
+		ev := l.ev
+		ev.Line = l.red.apply(string(l.buf[:i]))
+		l.p.emit(ev, "%s%s\n", l.prefix, ev.Line)
 		l.buf = l.buf[i+1:]
 	}
 	return len(b), nil

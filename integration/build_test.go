@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"go.podman.io/storage"
+	"go.podman.io/storage/pkg/archive"
 
 	"github.com/stratabuild/strata/builder"
 	"github.com/stratabuild/strata/layers"
@@ -330,6 +331,22 @@ func findInImage(t *testing.T, s *builder.Session, imageID, name string) (string
 	t.Helper()
 	var content string
 	found := false
+	eachEntry(t, s, imageID, func(n string, _ *tar.Header, r io.Reader) bool {
+		if n == name {
+			b, _ := io.ReadAll(r)
+			content, found = string(b), true
+			return false
+		}
+		return true
+	})
+	return content, found
+}
+
+// eachEntry calls fn with every entry of every layer of the image, top layer
+// first: its name without "./", its header and its content, until fn
+// returns false.
+func eachEntry(t *testing.T, s *builder.Session, imageID string, fn func(name string, h *tar.Header, r io.Reader) bool) {
+	t.Helper()
 	eachLayer(t, s, imageID, func(r io.Reader) bool {
 		tr := tar.NewReader(r)
 		for {
@@ -337,14 +354,11 @@ func findInImage(t *testing.T, s *builder.Session, imageID, name string) (string
 			if err != nil {
 				return true
 			}
-			if strings.TrimPrefix(h.Name, "./") == name {
-				b, _ := io.ReadAll(tr)
-				content, found = string(b), true
+			if !fn(strings.TrimPrefix(h.Name, "./"), h, tr) {
 				return false
 			}
 		}
 	})
-	return content, found
 }
 
 // eachLayer calls fn with each layer's uncompressed tar, top layer first,
@@ -361,7 +375,10 @@ func eachLayer(t *testing.T, s *builder.Session, imageID string, fn func(r io.Re
 		if err != nil {
 			t.Fatal(err)
 		}
-		rc, err := st.Diff("", id, nil)
+		// Uncompressed: by default a layer pulled from a registry comes
+		// back compressed as it was pulled.
+		unc := archive.Uncompressed
+		rc, err := st.Diff("", id, &storage.DiffOptions{Compression: &unc})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -669,5 +686,31 @@ func TestConcurrentSameStepsRunOnce(t *testing.T) {
 	// The base and the two shared steps ran once; each own step once per build.
 	if ran[0] != 1 || ran[1] != 1 || ran[2] != 1 || ran[3] != n {
 		t.Fatalf("executions per step %v, want base/1/2 once and step 3 %d times", ran, n)
+	}
+}
+
+// TestExportUncompressed: LayerCompression("none") writes an OCI layout whose
+// layers are plain tars (each blob is its own diff ID), and refuses a push.
+func TestExportUncompressed(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	s := openSession(t)
+	out := filepath.Join(t.TempDir(), "layout")
+	img := builder.FromArchive(busyboxTar(t)).RunCommands([]string{"echo plain > /plain"})
+	if _, err := s.Build(ctx, img, builder.ExportTo("oci:"+out), builder.LayerCompression("none")); err != nil {
+		t.Fatal(err)
+	}
+	m := checkLayout(t, out)
+	for i, l := range m.layers {
+		if l != m.config.RootFS.DiffIDs[i] {
+			t.Errorf("layer %d is %s, its diff ID %s: not uncompressed", i, l, m.config.RootFS.DiffIDs[i])
+		}
+	}
+	if !contains(m.layerFiles[1], "plain") {
+		t.Errorf("layer files %v", m.layerFiles[1])
+	}
+	_, err := s.Build(ctx, img, builder.Push("127.0.0.1:1/x:y"), builder.LayerCompression("none"))
+	if err == nil || !strings.Contains(err.Error(), "local outputs") {
+		t.Errorf("a push with no compression: %v", err)
 	}
 }

@@ -39,21 +39,15 @@ func TestHostileLocalTree(t *testing.T) {
 		t.Fatalf("build: %v", err)
 	}
 	links := map[string]string{}
-	eachLayer(t, s, res.ImageID, func(r io.Reader) bool {
-		tr := tar.NewReader(r)
-		for {
-			h, err := tr.Next()
-			if err != nil {
-				return true
-			}
-			b, _ := io.ReadAll(tr)
-			if strings.Contains(string(b), "outside-the-source") || strings.Contains(string(b), "root:x:0:0") {
-				t.Errorf("%s holds a followed link's content", h.Name)
-			}
-			if h.Typeflag == tar.TypeSymlink {
-				links[strings.TrimPrefix(h.Name, "./")] = h.Linkname
-			}
+	eachEntry(t, s, res.ImageID, func(name string, h *tar.Header, r io.Reader) bool {
+		b, _ := io.ReadAll(r)
+		if strings.Contains(string(b), "outside-the-source") || strings.Contains(string(b), "root:x:0:0") {
+			t.Errorf("%s holds a followed link's content", name)
 		}
+		if h.Typeflag == tar.TypeSymlink {
+			links[name] = h.Linkname
+		}
+		return true
 	})
 	for name, target := range map[string]string{"app/abs": filepath.Join(outside, "secret.txt"), "app/up": "../outside/secret.txt", "app/etc": "/etc/passwd"} {
 		if links[name] != target {
@@ -191,15 +185,9 @@ func TestHostileBaseArchive(t *testing.T) {
 		t.Errorf("setuid file: %q", got)
 	}
 	var names []string
-	eachLayer(t, s, res.ImageID, func(r io.Reader) bool {
-		tr := tar.NewReader(r)
-		for {
-			h, err := tr.Next()
-			if err != nil {
-				return true
-			}
-			names = append(names, fmt.Sprintf("%s(%c)", strings.TrimPrefix(h.Name, "./"), h.Typeflag))
-		}
+	eachEntry(t, s, res.ImageID, func(name string, h *tar.Header, _ io.Reader) bool {
+		names = append(names, fmt.Sprintf("%s(%c)", name, h.Typeflag))
+		return true
 	})
 	t.Logf("image entries: %v", names)
 	for _, want := range []string{"abs(2)", "up(2)", "b/hard(1)", "bin/suid(0)"} {

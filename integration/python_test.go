@@ -106,20 +106,13 @@ func TestPythonAppOnDebianMirror(t *testing.T) {
 		}
 	}
 	// Nothing of the build machinery, the default ignores or caches.
-	eachLayer(t, s, res.ImageID, func(r io.Reader) bool {
-		tr := tar.NewReader(r)
-		for {
-			h, err := tr.Next()
-			if err != nil {
-				return true
-			}
-			name := strings.TrimPrefix(h.Name, "./")
-			for _, bad := range []string{".strata", "root/app/notes.txt", "root/app/__pycache__", "root/app/.hidden", "root/.cache/pip", "tmp/.strata"} {
-				if name == bad || strings.HasPrefix(name, bad+"/") {
-					t.Errorf("layer holds %s", name)
-				}
+	eachEntry(t, s, res.ImageID, func(name string, _ *tar.Header, _ io.Reader) bool {
+		for _, bad := range []string{".strata", "root/app/notes.txt", "root/app/__pycache__", "root/app/.hidden", "root/.cache/pip", "tmp/.strata"} {
+			if name == bad || strings.HasPrefix(name, bad+"/") {
+				t.Errorf("layer holds %s", name)
 			}
 		}
+		return true
 	})
 
 	// A rebuild is fully cached.

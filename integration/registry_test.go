@@ -2,8 +2,16 @@ package integration
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -28,6 +36,30 @@ func startRegistry(t *testing.T) string { return startRegistryAuth(t, "", "") }
 // bcrypt) when user is not empty.
 func startRegistryAuth(t *testing.T, user, password string) string {
 	t.Helper()
+	addr, _ := startRegistryData(t, user, password)
+	return addr
+}
+
+// startRegistryData is startRegistryAuth that also returns the registry's
+// storage root (blobs under <root>/docker/registry/v2/blobs/sha256/), for
+// tests that damage what the registry serves.
+func startRegistryData(t *testing.T, user, password string) (addr, data string) {
+	t.Helper()
+	addr, data, _ = startRegistryConf(t, user, password, false)
+	return addr, data
+}
+
+// startRegistryTLS starts a registry that serves HTTPS with a self-signed
+// certificate made here for 127.0.0.1, and returns a directory holding that
+// certificate as ca.crt (for builder.WithRegistryCertDir).
+func startRegistryTLS(t *testing.T) (addr, certDir string) {
+	t.Helper()
+	addr, _, certDir = startRegistryConf(t, "", "", true)
+	return addr, certDir
+}
+
+func startRegistryConf(t *testing.T, user, password string, withTLS bool) (addr, data, certDir string) {
+	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
 		t.Skip("docker-registry not installed (make setup installs Debian's docker-registry)")
@@ -36,7 +68,7 @@ func startRegistryAuth(t *testing.T, user, password string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
+	addr = l.Addr().String()
 	l.Close()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yml")
@@ -51,6 +83,15 @@ func startRegistryAuth(t *testing.T, user, password string) string {
 			t.Fatal(err)
 		}
 		conf += fmt.Sprintf("auth:\n  htpasswd:\n    realm: strata-test\n    path: %s\n", htpasswd)
+	}
+	scheme := "http"
+	client := http.DefaultClient
+	if withTLS {
+		certDir = filepath.Join(dir, "certs")
+		certFile, keyFile, pool := selfSignedCert(t, certDir)
+		conf += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", certFile, keyFile)
+		scheme = "https"
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	}
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -76,7 +117,7 @@ func startRegistryAuth(t *testing.T, user, password string) string {
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
+		resp, err := client.Get(scheme + "://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
@@ -88,7 +129,53 @@ func startRegistryAuth(t *testing.T, user, password string) string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return addr
+	return addr, filepath.Join(dir, "data"), certDir
+}
+
+// selfSignedCert writes a self-signed certificate for 127.0.0.1 and its key
+// into dir (the certificate also as ca.crt, as containers/image reads a
+// certificate directory) and returns the paths and a pool that trusts it.
+func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "strata test registry"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server's files live beside the client's directory, not in it:
+	// containers/image would read a *.key there as a client key.
+	certFile, keyFile = filepath.Join(filepath.Dir(dir), "server.pem"), filepath.Join(filepath.Dir(dir), "server-key.pem")
+	for p, b := range map[string][]byte{certFile: certPEM, keyFile: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
+		filepath.Join(dir, "ca.crt"): certPEM} {
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool = x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	return certFile, keyFile, pool
 }
 
 func TestFromRegistryPinsDigest(t *testing.T) {

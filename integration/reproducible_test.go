@@ -40,3 +40,39 @@ func TestSourceDateEpochReproducible(t *testing.T) {
 		t.Fatalf("two builds with SourceDateEpoch gave %s and %s", digests[0], digests[1])
 	}
 }
+
+// TestReproducibleCleanup: a step that writes dated logs (as apt and dpkg
+// do) makes two builds differ even with SourceDateEpoch; with
+// ReproducibleCleanup the logs are removed before the commit and the two
+// builds give one manifest digest. The step also sees SOURCE_DATE_EPOCH.
+func TestReproducibleCleanup(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	base := busyboxTar(t)
+	img := builder.FromArchive(base).RunCommands([]string{
+		"mkdir -p /var/log/apt /var/cache/ldconfig",
+		"date +%s%N > /var/log/dpkg.log && date +%s%N > /var/log/apt/history.log && date +%N > /var/cache/ldconfig/aux-cache",
+		"echo $SOURCE_DATE_EPOCH > /epoch",
+	})
+	epoch := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	build := func(opts ...builder.Option) string {
+		s := openSession(t, append(opts, builder.SourceDateEpoch(epoch))...)
+		res, err := s.Build(ctx, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readFromImage(t, s, res.ImageID, "epoch"); got != "1704164645\n" {
+			t.Errorf("the step saw SOURCE_DATE_EPOCH=%q", got)
+		}
+		if len(opts) > 0 && (hasFile(t, s, res.ImageID, "var/log/dpkg.log") || hasFile(t, s, res.ImageID, "var/log/apt/history.log")) {
+			t.Error("ReproducibleCleanup left the logs")
+		}
+		return res.ManifestDigest
+	}
+	if a, b := build(), build(); a == b {
+		t.Errorf("dated logs gave one digest without the cleanup (%s): the test proves nothing", a)
+	}
+	if a, b := build(builder.ReproducibleCleanup()), build(builder.ReproducibleCleanup()); a != b {
+		t.Errorf("with ReproducibleCleanup two builds gave %s and %s", a, b)
+	}
+}

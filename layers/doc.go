@@ -23,5 +23,10 @@
 // Because the encoding is plain JSON over documented fields, a key can be
 // reproduced by hand with any JSON encoder that sorts map keys.
 //
+// # Remote cache
+//
+// Entries shared through a registry are images tagged <repo>:<key hex>;
+// the format is described in remote.go (RemoteTag, RemoteKeyAnnotation).
+//
 // This package never runs a step and never imports Buildah.
 package layers

@@ -53,6 +53,13 @@ const (
 	KindLabel      Kind = "label"
 	KindAdd        Kind = "add"
 	KindFunction   Kind = "function"
+	// KindCopy is a Dockerfile COPY or ADD: several sources (from the
+	// context, a URL, another stage or an image), owner and mode.
+	KindCopy Kind = "copy"
+	// KindConfig is an image config change with no Go method of its own:
+	// Args[0] names the Dockerfile instruction (EXPOSE, VOLUME,
+	// STOPSIGNAL).
+	KindConfig Kind = "config"
 )
 
 // Input is one local input of a step, by content.

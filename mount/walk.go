@@ -51,6 +51,27 @@ func Walk(src string, patterns []string) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
+	return walk(src, "", m)
+}
+
+// WalkIn walks root/rel (rel slash-separated, relative to root) like Walk,
+// but matches the patterns against paths relative to root, as a
+// .dockerignore applies to a whole build context. Entry paths stay
+// relative to root/rel.
+func WalkIn(root, rel string, patterns []string) (*Tree, error) {
+	m, err := NewMatcher(patterns)
+	if err != nil {
+		return nil, err
+	}
+	rel = filepath.ToSlash(filepath.Clean(rel))
+	prefix := ""
+	if rel != "." {
+		prefix = rel + "/"
+	}
+	return walk(filepath.Join(root, filepath.FromSlash(rel)), prefix, m)
+}
+
+func walk(src, prefix string, m *Matcher) (*Tree, error) {
 	st, err := os.Lstat(src)
 	if err != nil {
 		return nil, fmt.Errorf("local input: %w", err)
@@ -73,7 +94,7 @@ func Walk(src string, patterns []string) (*Tree, error) {
 			}
 			rel = filepath.ToSlash(rel)
 			if rel != "." {
-				ign, err := m.Ignored(rel)
+				ign, err := m.Ignored(prefix + rel)
 				if err != nil {
 					return fmt.Errorf("matching %s: %w", rel, err)
 				}

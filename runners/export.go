@@ -8,8 +8,11 @@ import (
 
 	"go.podman.io/buildah"
 	"go.podman.io/buildah/define"
+	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/docker/reference"
+	"go.podman.io/image/v5/manifest"
 	"go.podman.io/image/v5/pkg/compression"
+	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/transports/alltransports"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage/pkg/archive"
@@ -21,9 +24,8 @@ type ExportOptions struct {
 	// auth.json.
 	Auth *types.DockerAuthConfig
 	// Compression is "gzip" or "zstd"; "" lets containers/image choose
-	// (gzip for registries and OCI layouts). Uncompressed output is not
-	// offered: Buildah's Push does not pass the OCI "accept uncompressed"
-	// setting through.
+	// (gzip for registries and OCI layouts); "none" writes uncompressed
+	// layers, to local destinations only.
 	Compression string
 }
 
@@ -59,6 +61,8 @@ func (r *Runtime) Export(ctx context.Context, imageID, dest string, report io.Wr
 		ManifestType:        mt,
 	}
 	switch o.Compression {
+	case "none":
+		return r.exportUncompressed(ctx, imageID, dest, ref, sc, report)
 	case "":
 	case "gzip", "zstd":
 		po.Compression = archive.Gzip // any value but Uncompressed: compress
@@ -112,4 +116,41 @@ func (r *Runtime) ManifestDigest(imageID string) (string, error) {
 		return "", fmt.Errorf("reading image %s: %w", imageID, err)
 	}
 	return img.Digest.String(), nil
+}
+
+// exportUncompressed copies the image to a local destination with its
+// layers as the store holds them: uncompressed tars. (Buildah's Push
+// cannot: it does not pass the OCI "accept uncompressed" setting.)
+func (r *Runtime) exportUncompressed(ctx context.Context, imageID, dest string, ref types.ImageReference, sc *types.SystemContext, report io.Writer) (string, error) {
+	switch ref.Transport().Name() {
+	case "oci", "oci-archive", "docker-archive":
+	default:
+		return "", fmt.Errorf("exporting to %s: uncompressed layers are for oci:, oci-archive: and docker-archive: outputs", dest)
+	}
+	src, err := istorage.Transport.NewStoreReference(r.store, nil, imageID)
+	if err != nil {
+		return "", fmt.Errorf("exporting to %s: %w", dest, err)
+	}
+	sc.OCIAcceptUncompressedLayers = true
+	pc, err := policyContext(sc)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = pc.Destroy() }()
+	mt := "application/vnd.oci.image.manifest.v1+json"
+	if ref.Transport().Name() == "docker-archive" {
+		mt = "application/vnd.docker.distribution.manifest.v2+json"
+	}
+	man, err := copy.Image(ctx, pc, ref, src, &copy.Options{
+		SourceCtx: sc, DestinationCtx: sc, ReportWriter: report,
+		ForceManifestMIMEType: mt,
+	})
+	if err != nil {
+		return "", fmt.Errorf("exporting to %s: %w", dest, err)
+	}
+	d, err := manifest.Digest(man)
+	if err != nil {
+		return "", err
+	}
+	return d.String(), nil
 }

@@ -242,7 +242,7 @@ func processGone(pid int) bool {
 }
 
 // tempPrefixes are strata's per-process temporary names: "<prefix><pid>-...".
-var tempPrefixes = []string{"strata-cdi-", "strata-debian-"}
+var tempPrefixes = []string{"strata-cdi-", "strata-debian-", "strata-secret-", "strata-mount-"}
 
 func tempOwner(name string) (int, bool) {
 	for _, p := range tempPrefixes {
@@ -265,16 +265,29 @@ func (r *Runtime) Reaped() Reaped { return r.reaped }
 // builder holds it from a cache miss until the step's entry is recorded,
 // so two processes never run the same step at once.
 func (r *Runtime) LockKey(ctx context.Context, hex string) (unlock func(), err error) {
+	return r.lockKey(ctx, hex, unix.LOCK_EX, ".lock")
+}
+
+// ShareKey takes the use lock of key hex (<hex>.use beside the key lock)
+// shared: a build holds it on every cache entry it records or reuses,
+// until the build ends, so that a prune (which needs it alone) never
+// removes an entry, or deletes the image, a build stands on. It never
+// waits for builders that hold the key lock to run that step.
+func (r *Runtime) ShareKey(ctx context.Context, hex string) (unlock func(), err error) {
+	return r.lockKey(ctx, hex, unix.LOCK_SH, ".use")
+}
+
+func (r *Runtime) lockKey(ctx context.Context, hex string, how int, suffix string) (unlock func(), err error) {
 	dir := filepath.Join(r.runRoot, keysDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, hex+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(filepath.Join(dir, hex+suffix), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
 		if err == nil {
 			return func() {
 				_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)

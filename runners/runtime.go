@@ -28,6 +28,10 @@ type Config struct {
 	Runtime string
 	// Insecure allows plain-HTTP and unverified-TLS registries.
 	Insecure bool
+	// CertDir holds the CA certificates (*.crt) registries are verified
+	// against, and client certificates (*.cert with *.key), for every
+	// registry (containers/image's DockerCertPath).
+	CertDir string
 	// GPU configures steps that ask for GPUs.
 	GPU GPUConfig
 }
@@ -40,6 +44,7 @@ type Runtime struct {
 	policyPath string
 	rootless   bool
 	insecure   bool
+	certDir    string
 	ulimits    []string
 	runRoot    string
 	gpuCfg     GPUConfig
@@ -123,6 +128,7 @@ func Open(cfg Config) (*Runtime, error) {
 		policyPath: policy,
 		rootless:   unshare.IsRootless(),
 		insecure:   cfg.Insecure,
+		certDir:    cfg.CertDir,
 		ulimits:    ulimits,
 		runRoot:    opts.RunRoot,
 		gpuCfg:     cfg.GPU,
@@ -154,6 +160,9 @@ func (r *Runtime) SystemContext() *types.SystemContext {
 	// containers/image looks in the usual auth.json places.
 	if p := os.Getenv("REGISTRY_AUTH_FILE"); p != "" {
 		sc.AuthFilePath = p
+	}
+	if r.certDir != "" {
+		sc.DockerCertPath = r.certDir
 	}
 	if r.insecure {
 		sc.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue

@@ -48,6 +48,18 @@ type Step struct {
 	GPU gpu.Request
 	// Copies are local files or directories to put into the image.
 	Copies []Copy
+	// Mkdirs are directories created in the image (as root, with their
+	// parents) before anything else runs: Dockerfile's WORKDIR.
+	Mkdirs []string
+	// NoNetwork runs the commands without network access (only a
+	// loopback interface): RUN --network=none.
+	NoNetwork bool
+	// Locks are files held locked (flock, exclusive) while the commands
+	// run: cache mounts with sharing=locked.
+	Locks []string
+	// RemoveAfter are paths (globs in the last element) removed from the
+	// image after the commands ran, before the commit.
+	RemoveAfter []string
 	// Config changes applied to the image config.
 	Config ConfigChange
 	// Output receives the commands' stdout and stderr; nil discards.
@@ -57,8 +69,28 @@ type Step struct {
 // Copy places the file or directory Src at Dest inside the container.
 type Copy struct {
 	Src, Dest string
-	// Excludes are normalized dockerignore-style patterns relative to Src.
+	// Excludes are normalized dockerignore-style patterns relative to Src,
+	// or to ContextDir when it is set.
 	Excludes []string
+	// ContextDir, when set, is the root that Sources are read from: the
+	// build context, or a directory inside FromImage. Src is then unused.
+	ContextDir string
+	// Sources are paths (globs allowed) relative to ContextDir, or URLs.
+	Sources []string
+	// FromImage, when set, is the ID of an image in the store whose root
+	// filesystem is ContextDir (ContextDir is then relative to it).
+	FromImage string
+	// Chown and Chmod set the owner ("user:group", names looked up in the
+	// image) and mode of what is copied; by default files are owned by
+	// root, or keep their owner when copied from an image.
+	Chown, Chmod string
+	// Extract unpacks local tar archives into Dest (Dockerfile's ADD).
+	Extract bool
+	// Checksum is the expected digest of a single URL source.
+	Checksum string
+	// Parents keeps each source's directories under Dest (COPY --parents;
+	// a "/./" in a source marks where the kept part starts).
+	Parents bool
 }
 
 // Mount makes the host path Src visible at the absolute path Dest inside
@@ -66,6 +98,11 @@ type Copy struct {
 type Mount struct {
 	Src, Dest string
 	Writable  bool
+	// Tmpfs mounts an empty tmpfs at Dest instead (Src unused).
+	Tmpfs bool
+	// FromImage, when set, is the ID of an image in the store: Src is then
+	// a path inside its root filesystem, mounted for the step.
+	FromImage string
 }
 
 // ConfigChange is a set of image config edits; nil fields change nothing.
@@ -78,10 +115,19 @@ type ConfigChange struct {
 	Labels     map[string]string
 	// PathPrepend is put first on the image's PATH.
 	PathPrepend string
+	// Ports ("80/tcp") and Volumes are added to the config.
+	Ports, Volumes []string
+	StopSignal     *string
+	// OnBuildClear drops the ONBUILD triggers inherited from the base
+	// (they ran); OnBuildAdd then records new ones (see OnBuildLabel).
+	OnBuildClear bool
+	OnBuildAdd   []string
 }
 
 func (c ConfigChange) empty() bool {
-	return c.Env == nil && c.Workdir == nil && c.Entrypoint == nil && c.Cmd == nil && c.User == nil && c.Labels == nil && c.PathPrepend == ""
+	return c.Env == nil && c.Workdir == nil && c.Entrypoint == nil && c.Cmd == nil && c.User == nil &&
+		c.Labels == nil && c.PathPrepend == "" && c.Ports == nil && c.Volumes == nil && c.StopSignal == nil &&
+		!c.OnBuildClear && c.OnBuildAdd == nil
 }
 
 // StepError reports a step whose command failed.
@@ -158,7 +204,16 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		}
 	}()
 
+	if err := r.mkdirs(b, st); err != nil {
+		return "", err
+	}
 	for _, c := range st.Copies {
+		if c.ContextDir != "" {
+			if err := r.copySources(ctx, b, st, c); err != nil {
+				return "", err
+			}
+			continue
+		}
 		ctxDir := c.Src
 		if !isDir(c.Src) {
 			ctxDir = filepath.Dir(c.Src)
@@ -188,6 +243,15 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		if g != nil {
 			targets = append(slices.Clone(targets), g.mounts...)
 		}
+		if st.Mounts, err = r.mountImages(st.Mounts); err != nil {
+			return "", fmt.Errorf("%s: %w", st.Name, err)
+		}
+		defer r.unmountImages(st.Mounts)
+		unlock, err := lockAll(ctx, st.Locks)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", st.Name, err)
+		}
+		defer unlock()
 		missing := missingMountpoints(mnt, targets)
 		var argvs [][]string
 		shell := st.Shell
@@ -211,6 +275,9 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 			}
 		}
 		removeCreatedMountpoints(mnt, missing)
+		if err := removeInRoot(mnt, st.RemoveAfter); err != nil {
+			return "", fmt.Errorf("%s: %w", st.Name, err)
+		}
 		g.release()
 	}
 	applyConfig(b, st.Config)
@@ -223,7 +290,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		PreferredManifestType: define.OCIv1ImageManifest,
 		SystemContext:         r.SystemContext(),
 		SignaturePolicyPath:   r.policyPath,
-		EmptyLayer:            len(st.Commands) == 0 && len(st.Argv) == 0 && len(st.Copies) == 0,
+		EmptyLayer:            len(st.Commands) == 0 && len(st.Argv) == 0 && len(st.Copies) == 0 && len(st.Mkdirs) == 0,
 		SourceDateEpoch:       st.SourceDateEpoch,
 		RewriteTimestamp:      st.SourceDateEpoch != nil,
 	})
@@ -236,11 +303,19 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []string, cmd string, g *gpuRun) error {
 	var mounts []specs.Mount
 	for _, m := range st.Mounts {
+		if m.Tmpfs {
+			mounts = append(mounts, specs.Mount{Source: "tmpfs", Destination: m.Dest, Type: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}})
+			continue
+		}
 		opts := []string{"rbind", "ro"}
 		if m.Writable {
 			opts = []string{"rbind", "rw"}
 		}
 		mounts = append(mounts, specs.Mount{Source: m.Src, Destination: m.Dest, Type: "bind", Options: opts})
+	}
+	ns, netcfg := hostNetwork(), define.NetworkDefault
+	if st.NoNetwork {
+		ns, netcfg = define.NamespaceOptions{{Name: "network", Host: false}}, define.NetworkDisabled
 	}
 	tail := newTailWriter(20)
 	var out io.Writer = tail
@@ -268,8 +343,8 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []s
 			Isolation:        r.isolation(),
 			Env:              env,
 			Mounts:           mounts,
-			NamespaceOptions: hostNetwork(),
-			ConfigureNetwork: define.NetworkDefault,
+			NamespaceOptions: ns,
+			ConfigureNetwork: netcfg,
 			Terminal:         buildah.WithoutTerminal,
 			Stdin:            strings.NewReader(""),
 			Stdout:           out,
@@ -455,6 +530,23 @@ func applyConfig(b *buildah.Builder, c ConfigChange) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
 		b.SetLabel(k, c.Labels[k])
+	}
+	for _, p := range c.Ports {
+		b.SetPort(p)
+	}
+	for _, v := range c.Volumes {
+		b.AddVolume(v)
+	}
+	if c.StopSignal != nil {
+		b.SetStopSignal(*c.StopSignal)
+	}
+	if c.OnBuildClear {
+		b.UnsetLabel(OnBuildLabel)
+	}
+	if len(c.OnBuildAdd) > 0 {
+		trig := append(OnBuildOf(b.Labels()), c.OnBuildAdd...)
+		j, _ := json.Marshal(trig)
+		b.SetLabel(OnBuildLabel, string(j))
 	}
 	if c.PathPrepend != "" {
 		old := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -2,6 +2,8 @@
 // on the same 10-step recipe over a busybox base, in the same run, and prints
 // both with their ratios: cold build, no-change rebuild, and rebuild after
 // editing one copied file. Run it as an ordinary user (make bench does).
+// A last case has two runners with empty stores share a registry cache
+// (CacheTo on A, CacheFrom on B) and reports how many steps B ran.
 package main
 
 import (
@@ -9,6 +11,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,7 +173,112 @@ func run(work string) error {
 	row("rebuild after 1-file edit", st.edit, bt.edit)
 	fmt.Printf("(ratio = buildah time / strata time; above 1 means strata is faster)\n")
 	fmt.Printf("per-step cold overhead: strata %.3fs, buildah %.3fs\n", st.cold.Seconds()/10, bt.cold.Seconds()/10)
+
+	// Two runners sharing a registry cache.
+	if err := write("v1\n"); err != nil {
+		return err
+	}
+	if err := sharedCache(ctx, work, rootTar, app); err != nil {
+		fmt.Printf("\nshared registry cache case skipped: %v\n", err)
+	}
 	return nil
+}
+
+// sharedCache times two runners with empty stores sharing one cache
+// repository in a local docker-registry: A builds the recipe with CacheTo
+// (its time includes the base import and waiting for the pushes), then B
+// builds it with CacheFrom.
+func sharedCache(ctx context.Context, work, rootTar, app string) error {
+	addr, stop, err := startRegistry(filepath.Join(work, "registry"))
+	if err != nil {
+		return err
+	}
+	defer stop()
+	repo := addr + "/bench/cache"
+	runner := func(name string, opt builder.BuildOption) (time.Duration, *builder.Result, error) {
+		dir := filepath.Join(work, "runner-"+name)
+		s, err := builder.Open(ctx, builder.WithStore(filepath.Join(dir, "graph"), filepath.Join(dir, "run")),
+			builder.WithInsecureRegistries())
+		if err != nil {
+			return 0, nil, err
+		}
+		defer s.Close()
+		var out bytes.Buffer
+		t0 := time.Now()
+		res, err := s.Build(ctx, recipe(rootTar, app), opt, builder.WithOutput(&out))
+		d := time.Since(t0)
+		if err != nil {
+			return d, nil, fmt.Errorf("runner %s: %w", name, err)
+		}
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(l, "cache-") {
+				fmt.Printf("runner %s: %s\n", name, l)
+			}
+		}
+		return d, res, nil
+	}
+	ta, _, err := runner("A", builder.CacheTo(repo))
+	if err != nil {
+		return err
+	}
+	tb, resB, err := runner("B", builder.CacheFrom(repo))
+	if err != nil {
+		return err
+	}
+	ran, remote := 0, 0
+	for _, x := range resB.Steps {
+		switch {
+		case x.Remote:
+			remote++
+		case !x.Cached:
+			ran++
+		}
+	}
+	fmt.Printf("\ntwo runners sharing a registry cache (empty stores, %d steps with the base)\n", len(resB.Steps))
+	fmt.Printf("runner A cold, CacheTo:   %9.3fs (base import and pushes included)\n", ta.Seconds())
+	fmt.Printf("runner B, CacheFrom:      %9.3fs (%.2fx A's time)\n", tb.Seconds(), tb.Seconds()/ta.Seconds())
+	fmt.Printf("steps B ran: %d (target 0); from the registry: %d\n", ran, remote)
+	return nil
+}
+
+// startRegistry starts Debian's docker-registry on a free 127.0.0.1 port
+// with its storage under dir.
+func startRegistry(dir string) (addr string, stop func(), err error) {
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		return "", nil, fmt.Errorf("docker-registry not installed (apt-get install docker-registry)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr = l.Addr().String()
+	l.Close()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, err
+	}
+	cfg := filepath.Join(dir, "config.yml")
+	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "serve", cfg)
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("starting docker-registry: %w", err)
+	}
+	stop = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			return addr, stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, fmt.Errorf("docker-registry at %s did not start: %w", addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func buildahTimes(work, rootTar, ctxDir string, write func(string) error) (times, error) {

@@ -1,0 +1,153 @@
+package builder
+
+import (
+	"archive/tar"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stratabuild/strata/runners"
+)
+
+func emptyRootfs(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "rootfs.tar")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	if err := tw.WriteHeader(&tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	return p
+}
+
+// TestDockerfileStepsShareGoKeys: a Dockerfile RUN, ENV, CMD and COPY of a
+// whole context are the same cache entries as the equivalent Go steps.
+func TestDockerfileStepsShareGoKeys(t *testing.T) {
+	ctx := context.Background()
+	base := FromArchive(emptyRootfs(t))
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM base\nRUN echo hi > /hi\nENV A=1\nCMD [\"/bin/sh\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	df, err := FromDockerfile(filepath.Join(dir, "Dockerfile"), BuildContext("base", base)).Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gp, err := base.RunCommands([]string{"echo hi > /hi"}).Env(map[string]string{"A": "1"}).Cmd([]string{"/bin/sh"}).Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(df.Steps) != len(gp.Steps) {
+		t.Fatalf("Dockerfile plan has %d steps, Go plan %d", len(df.Steps), len(gp.Steps))
+	}
+	for i := range df.Steps {
+		if df.Steps[i].Key != gp.Steps[i].Key {
+			t.Errorf("step %d: Dockerfile %s key %s, Go %s key %s", i, df.Steps[i].Method, df.Steps[i].Key.Short(), gp.Steps[i].Method, gp.Steps[i].Key.Short())
+		}
+	}
+	// DockerfileCommands on a Go chain gives the same keys too.
+	dc, err := base.DockerfileCommands([]string{"RUN echo hi > /hi", "ENV A=1", `CMD ["/bin/sh"]`}).Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range dc.Steps {
+		if dc.Steps[i].Key != gp.Steps[i].Key {
+			t.Errorf("DockerfileCommands step %d: key %s, Go %s", i, dc.Steps[i].Key.Short(), gp.Steps[i].Key.Short())
+		}
+	}
+}
+
+// TestDockerfileInputsKeyed: only the files a COPY names enter its key, and
+// .dockerignore'd files none.
+func TestDockerfileInputsKeyed(t *testing.T) {
+	ctx := context.Background()
+	base := FromArchive(emptyRootfs(t))
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("Dockerfile", "FROM base\nCOPY a.txt /a.txt\nCOPY app /app\n")
+	write(".dockerignore", "app/*.log\n")
+	write("a.txt", "a")
+	write("b.txt", "b")
+	write("app/main.py", "print(1)")
+	write("app/debug.log", "x")
+	img := FromDockerfile(filepath.Join(dir, "Dockerfile"), BuildContext("base", base))
+	keys := func() []string {
+		p, err := img.Plan(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var k []string
+		for _, s := range p.Steps {
+			k = append(k, s.Key.Short())
+		}
+		return k
+	}
+	k0 := keys()
+	write("b.txt", "b2")
+	write("app/debug.log", "y")
+	if k := keys(); strings.Join(k, " ") != strings.Join(k0, " ") {
+		t.Errorf("editing an unused and an ignored file changed keys %v -> %v", k0, k)
+	}
+	write("app/main.py", "print(2)")
+	k := keys()
+	if k[1] != k0[1] || k[2] == k0[2] {
+		t.Errorf("editing app/main.py: keys %v -> %v, want only step 2 (and later) changed", k0, k)
+	}
+	// A syntax error is reported by Err, with its line.
+	write("Bad", "FROM base\nCOPY\n")
+	if err := FromDockerfile(filepath.Join(dir, "Bad")).Err(); err == nil || !strings.Contains(err.Error(), "Bad:2:1") {
+		t.Errorf("Err() = %v, want the position Bad:2:1", err)
+	}
+}
+
+// TestCacheMountOption: CacheMount on a Go step mounts a persistent
+// directory (keyed by its target, never by content) and makes pip and apt
+// keep their downloads there.
+func TestCacheMountOption(t *testing.T) {
+	ctx := context.Background()
+	base := FromArchive(emptyRootfs(t))
+	root := t.TempDir()
+	pe := newPlanEnv(&runners.Resolver{}, nil, root)
+	p, err := plan(ctx, base.PipInstall([]string{"numpy"}, CacheMount("/root/.cache/pip")).
+		AptInstall([]string{"git"}, LockedCacheMount("/var/cache/apt")), pe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pip, apt := p.Steps[1], p.Steps[2]
+	if !strings.Contains(pip.run.Commands[0], "pip install --cache-dir /root/.cache/pip") {
+		t.Errorf("pip command = %q", pip.run.Commands[0])
+	}
+	if !strings.Contains(apt.run.Commands[0], "-o Dir::Cache::Archives=/var/cache/apt") {
+		t.Errorf("apt command = %q", apt.run.Commands[0])
+	}
+	if len(pip.run.Mounts) != 1 || pip.run.Mounts[0].Dest != "/root/.cache/pip" || !pip.run.Mounts[0].Writable ||
+		!strings.HasPrefix(pip.run.Mounts[0].Src, filepath.Join(root, "cache-mounts")) {
+		t.Errorf("pip mounts = %+v", pip.run.Mounts)
+	}
+	if len(apt.run.Locks) != 1 {
+		t.Errorf("apt locks = %v, want one (locked sharing)", apt.run.Locks)
+	}
+	if pip.Spec.Options["mount.0"] != "type=cache,target=/root/.cache/pip,id=/root/.cache/pip,sharing=shared" {
+		t.Errorf("pip key options = %v", pip.Spec.Options)
+	}
+	if err := base.RunCommands([]string{"true"}, CacheMount("relative")).Err(); err == nil {
+		t.Error("a relative cache mount target was accepted")
+	}
+}

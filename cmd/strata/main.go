@@ -1,0 +1,680 @@
+// Command strata builds OCI images rootless from a Dockerfile or a spec
+// file (package spec), for CI: strata build, strata cache ls, strata cache
+// prune. Run "strata help" for the flags and exit codes.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/stratabuild/strata/builder"
+	"github.com/stratabuild/strata/spec"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitBuildFailed = 1
+	exitUsage       = 2
+	exitEnv         = 3
+	exitInterrupted = 130
+)
+
+const usageText = `strata builds OCI images rootless.
+
+Usage:
+  strata build [flags] [CONTEXT]      build from CONTEXT/Dockerfile (-f) or a spec file (--spec)
+  strata explain [flags] [CONTEXT]    say which steps a build would run, and why (a dry run)
+  strata cache ls [--json]            list the local layer cache
+  strata cache prune [--older-than DURATION] [--max-size SIZE]
+                                      remove cache entries, oldest first
+  strata help
+
+Run "strata build -h" or "strata cache prune -h" for their flags.
+
+Exit codes:
+  0    success
+  1    the build failed (a step failed; the error names the step)
+  2    usage error: bad flags, spec file or Dockerfile syntax
+  3    environment error: no runc, no subuid/subgid mapping, the store cannot be opened
+  130  interrupted (SIGINT or SIGTERM): the running step was stopped and cleaned up
+`
+
+func main() {
+	if builder.InitReexec() {
+		return
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError is an error in how strata was called (exit 2).
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// envError is an error of the machine strata runs on (exit 3).
+type envError struct{ err error }
+
+func (e envError) Error() string { return e.err.Error() }
+func (e envError) Unwrap() error { return e.err }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usageText)
+		return exitUsage
+	}
+	ctx, interrupted, stop := signalContext()
+	defer stop()
+	var err error
+	switch args[0] {
+	case "build":
+		err = cmdBuild(ctx, args[1:], stdout, stderr, false)
+	case "explain":
+		err = cmdBuild(ctx, args[1:], stdout, stderr, true)
+	case "cache":
+		if len(args) < 2 {
+			err = usagef("cache needs ls or prune")
+			break
+		}
+		switch args[1] {
+		case "ls":
+			err = cmdCacheLs(args[2:], stdout, stderr)
+		case "prune":
+			err = cmdCachePrune(ctx, args[2:], stdout, stderr)
+		default:
+			err = usagef("unknown cache command %q: use ls or prune", args[1])
+		}
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usageText)
+		return exitOK
+	default:
+		err = usagef("unknown command %q", args[0])
+	}
+	var ue usageError
+	var ee envError
+	switch {
+	case err == nil:
+		return exitOK
+	case interrupted():
+		fmt.Fprintln(stderr, "strata: interrupted")
+		return exitInterrupted
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "strata: %v\n", err)
+		return exitUsage
+	case errors.As(err, &ee):
+		fmt.Fprintf(stderr, "strata: %v\n", err)
+		return exitEnv
+	case errors.Is(err, errReported):
+		return exitBuildFailed
+	default:
+		fmt.Fprintf(stderr, "strata: %v\n", err)
+		return exitBuildFailed
+	}
+}
+
+// errReported is a build failure the progress renderer already printed.
+var errReported = errors.New("build failed")
+
+// signalContext returns a context cancelled by the first SIGINT or SIGTERM
+// (the builder then stops the running step and cleans up); a second signal
+// exits at once.
+func signalContext() (context.Context, func() bool, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	got := make(chan struct{})
+	go func() {
+		if _, ok := <-ch; !ok {
+			return
+		}
+		close(got)
+		cancel()
+		if _, ok := <-ch; ok {
+			os.Exit(exitInterrupted)
+		}
+	}()
+	interrupted := func() bool {
+		select {
+		case <-got:
+			return true
+		default:
+			return false
+		}
+	}
+	return ctx, interrupted, func() { signal.Stop(ch); cancel() }
+}
+
+// multi is a repeatable flag.
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+// parseInterspersed parses flags that may come before or after the
+// positional arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, "\nExit codes: 0 success, 1 build failed, 2 usage error, 3 environment error, 130 interrupted.\n")
+	}
+	return fs
+}
+
+// flagError turns a flag package error into a usage error (help stays help).
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err}
+}
+
+type storeFlags struct{ graph, run string }
+
+func (s *storeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.graph, "store", "", "image store directory (default: the user's containers/storage)")
+	fs.StringVar(&s.run, "runroot", "", "run-time state directory of the store (default: the user's containers/storage)")
+}
+
+func openSession(ctx context.Context, sf storeFlags, opts ...builder.Option) (*builder.Session, error) {
+	opts = append(opts, builder.WithStore(sf.graph, sf.run))
+	s, err := builder.Open(ctx, opts...)
+	if err != nil {
+		return nil, envError{err}
+	}
+	return s, nil
+}
+
+const buildUsage = `Usage: strata build [flags] [CONTEXT]
+
+Builds CONTEXT/Dockerfile (or -f FILE, or --spec FILE), prints the progress
+to stderr and the image ID to stdout. Flags:
+`
+
+const explainUsage = `Usage: strata explain [flags] [CONTEXT]
+
+Plans the build that "strata build" with the same flags would run, without
+running it, and prints one line per step: CACHED, or RUN with the inputs
+that changed since the nearest earlier build (--tag names the image whose
+last build is compared). Flags:
+`
+
+// cmdBuild runs "strata build", or with explain "strata explain": the
+// same flags, no build, one line per step saying whether it would run and
+// why.
+func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, explain bool) error {
+	name, usage := "build", buildUsage
+	if explain {
+		name, usage = "explain", explainUsage
+	}
+	fs := newFlagSet(name, usage, stderr)
+	var (
+		mountsTo, mountsFrom                                                     string
+		file, specFile, cacheTo, target, progressMode, compression, sde, gpuType string
+		tags, pushes, cacheFrom, outputs, buildArgs, contexts, secrets           multi
+		forceBuild, cacheAuthEnv, pushAuthEnv, insecure                          bool
+		sf                                                                       storeFlags
+	)
+	fs.StringVar(&file, "f", "", "the Dockerfile (default: CONTEXT/Dockerfile)")
+	fs.StringVar(&file, "file", "", "the Dockerfile (default: CONTEXT/Dockerfile)")
+	fs.StringVar(&specFile, "spec", "", "build from this spec file (YAML or JSON; see package spec) instead of a Dockerfile")
+	fs.Var(&tags, "tag", "name the image in the store (repeatable)")
+	fs.Var(&tags, "t", "short for --tag")
+	fs.Var(&pushes, "push", "push the image to this registry reference (repeatable)")
+	fs.BoolVar(&pushAuthEnv, "push-auth-env", false, "push with REGISTRY_USERNAME/REGISTRY_PASSWORD from the environment (default: auth.json)")
+	fs.Var(&cacheFrom, "cache-from", "look up steps in this registry repository (repeatable, in order)")
+	fs.StringVar(&cacheTo, "cache-to", "", "push the steps this build runs to this registry repository")
+	fs.StringVar(&mountsTo, "cache-mounts-to", "", "save the cache mounts (RUN --mount=type=cache) the build used to this registry repository")
+	fs.StringVar(&mountsFrom, "cache-mounts-from", "", "restore empty cache mounts from this registry repository before the steps that use them")
+	fs.BoolVar(&cacheAuthEnv, "cache-auth-env", false, "use REGISTRY_USERNAME/REGISTRY_PASSWORD from the environment for the cache repositories (default: auth.json)")
+	fs.Var(&outputs, "output", "also write the image to oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE (repeatable)")
+	fs.BoolVar(&forceBuild, "force-build", false, "run every step even when its cache entry exists")
+	fs.StringVar(&gpuType, "gpu", "", "run every RUN of the Dockerfile with GPUs: any, all, H100, H100:2, or H100,A100 (Dockerfile builds)")
+	fs.Var(&buildArgs, "build-arg", "set a Dockerfile ARG: K=V (repeatable)")
+	fs.StringVar(&target, "target", "", "build this stage of the Dockerfile")
+	fs.Var(&contexts, "build-context", "NAME=archive:PATH, NAME=oci-layout:DIR or NAME=docker-image://REF: FROM NAME uses it (repeatable)")
+	fs.Var(&secrets, "secret", "id=NAME[,env=VAR]: the Dockerfile's secret NAME, from the variable VAR (default NAME) (repeatable)")
+	fs.StringVar(&progressMode, "progress", "auto", "progress output: auto (tty when stderr is a terminal, else plain), plain, tty or json")
+	fs.BoolVar(&insecure, "insecure-registry", false, "allow plain HTTP and unverified TLS for registries")
+	fs.StringVar(&compression, "compression", "", "layer compression of pushes and outputs: gzip (default), zstd, or none (local outputs only)")
+	fs.StringVar(&sde, "source-date-epoch", "", "clamp timestamps to this Unix time for reproducible images (default: $SOURCE_DATE_EPOCH)")
+	sf.register(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if len(pos) > 1 {
+		return usagef("build takes one CONTEXT, got %q", pos)
+	}
+	contextDir := "."
+	if len(pos) == 1 {
+		contextDir = pos[0]
+	}
+
+	// The renderer.
+	var r renderer
+	switch progressMode {
+	case "auto":
+		if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			r = newTTY(f)
+		} else {
+			r = &plain{w: stderr}
+		}
+	case "plain":
+		r = &plain{w: stderr}
+	case "tty":
+		f, _ := stderr.(*os.File)
+		r = newTTY(f)
+	case "json":
+		r = &jsonLines{enc: json.NewEncoder(stderr)}
+	default:
+		return usagef("--progress %q: use auto, plain, tty or json", progressMode)
+	}
+
+	// The image.
+	var img builder.Image
+	if specFile != "" {
+		if file != "" {
+			return usagef("give -f or --spec, not both")
+		}
+		for name, given := range map[string]bool{"--gpu": gpuType != "", "--build-arg": len(buildArgs) > 0,
+			"--target": target != "", "--build-context": len(contexts) > 0, "--secret": len(secrets) > 0} {
+			if given {
+				return usagef("%s applies to Dockerfile builds; say it in the spec file", name)
+			}
+		}
+		data, err := os.ReadFile(specFile)
+		if err != nil {
+			return usageError{err}
+		}
+		dir := filepath.Dir(specFile)
+		if len(pos) == 1 {
+			dir = contextDir
+		}
+		if img, err = spec.Parse(data, specFile, dir); err != nil {
+			return usageError{err}
+		}
+	} else {
+		if file == "" {
+			file = filepath.Join(contextDir, "Dockerfile")
+		}
+		var opts []builder.DockerfileOption
+		opts = append(opts, builder.ContextDir(contextDir))
+		if len(buildArgs) > 0 {
+			m := map[string]string{}
+			for _, a := range buildArgs {
+				k, v, ok := strings.Cut(a, "=")
+				if !ok {
+					// docker build takes the value from the environment.
+					if v, ok = os.LookupEnv(k); !ok {
+						continue
+					}
+				}
+				m[k] = v
+			}
+			opts = append(opts, builder.BuildArgs(m))
+		}
+		if target != "" {
+			opts = append(opts, builder.Target(target))
+		}
+		if gpuType != "" {
+			opts = append(opts, builder.GPU(strings.Split(gpuType, ",")...))
+		}
+		for _, c := range contexts {
+			name, src, ok := strings.Cut(c, "=")
+			if !ok || name == "" {
+				return usagef("--build-context %q: want NAME=archive:PATH, NAME=oci-layout:DIR or NAME=docker-image://REF", c)
+			}
+			var ci builder.Image
+			switch {
+			case strings.HasPrefix(src, "archive:"):
+				ci = builder.FromArchive(strings.TrimPrefix(src, "archive:"))
+			case strings.HasPrefix(src, "oci-layout:"):
+				ci = builder.FromOCILayout(strings.TrimPrefix(src, "oci-layout:"))
+			case strings.HasPrefix(src, "docker-image://"):
+				ci = builder.FromRegistry(strings.TrimPrefix(src, "docker-image://"))
+			default:
+				return usagef("--build-context %q: want NAME=archive:PATH, NAME=oci-layout:DIR or NAME=docker-image://REF", c)
+			}
+			if err := ci.Err(); err != nil {
+				return usagef("--build-context %s: %v", name, err)
+			}
+			opts = append(opts, builder.BuildContext(name, ci))
+		}
+		var secs []builder.Secret
+		for _, s := range secrets {
+			id, envVar := "", ""
+			for _, part := range strings.Split(s, ",") {
+				k, v, _ := strings.Cut(part, "=")
+				switch k {
+				case "id":
+					id = v
+				case "env":
+					envVar = v
+				default:
+					return usagef("--secret %q: want id=NAME[,env=VAR]", s)
+				}
+			}
+			if id == "" {
+				return usagef("--secret %q: want id=NAME[,env=VAR]", s)
+			}
+			if envVar == "" {
+				envVar = id
+			}
+			v, ok := os.LookupEnv(envVar)
+			if !ok {
+				return usagef("--secret %s: the variable %s is not set", id, envVar)
+			}
+			secs = append(secs, builder.SecretFromMap(id, map[string]string{id: v}))
+		}
+		if len(secs) > 0 {
+			opts = append(opts, builder.WithSecrets(secs...))
+		}
+		img = builder.FromDockerfile(file, opts...)
+	}
+	if err := img.Err(); err != nil {
+		return usageError{err}
+	}
+
+	// Session and build options.
+	var sopts []builder.Option
+	if insecure {
+		sopts = append(sopts, builder.WithInsecureRegistries())
+	}
+	if sde != "" {
+		n, err := strconv.ParseInt(sde, 10, 64)
+		if err != nil {
+			return usagef("--source-date-epoch %q: want seconds since 1970", sde)
+		}
+		sopts = append(sopts, builder.SourceDateEpoch(time.Unix(n, 0)))
+	}
+	bopts := []builder.BuildOption{builder.WithProgressFunc(r.event)}
+	for _, t := range tags {
+		bopts = append(bopts, builder.WithTag(t))
+	}
+	for _, o := range outputs {
+		if !strings.HasPrefix(o, "oci:") && !strings.HasPrefix(o, "oci-archive:") && !strings.HasPrefix(o, "docker-archive:") {
+			return usagef("--output %q: want oci:DIR, oci-archive:FILE or docker-archive:FILE", o)
+		}
+		bopts = append(bopts, builder.ExportTo(o))
+	}
+	for _, p := range pushes {
+		bopts = append(bopts, builder.Push(p))
+	}
+	if pushAuthEnv {
+		bopts = append(bopts, builder.PushAuth(builder.SecretFromEnv("REGISTRY_USERNAME", "REGISTRY_PASSWORD")))
+	}
+	if len(cacheFrom) > 0 {
+		bopts = append(bopts, builder.CacheFrom(cacheFrom...))
+	}
+	if cacheTo != "" {
+		bopts = append(bopts, builder.CacheTo(cacheTo))
+	}
+	if mountsTo != "" {
+		bopts = append(bopts, builder.CacheMountsTo(mountsTo))
+	}
+	if mountsFrom != "" {
+		bopts = append(bopts, builder.CacheMountsFrom(mountsFrom))
+	}
+	if cacheAuthEnv {
+		bopts = append(bopts, builder.CacheAuth(builder.SecretFromEnv("REGISTRY_USERNAME", "REGISTRY_PASSWORD")))
+	}
+	switch compression {
+	case "", "gzip", "zstd", "none":
+		if compression != "" {
+			bopts = append(bopts, builder.LayerCompression(compression))
+		}
+	default:
+		return usagef("--compression %q: use gzip, zstd or none (local outputs only)", compression)
+	}
+	if forceBuild {
+		os.Setenv(builder.EnvForceBuild, "1")
+	}
+
+	s, err := openSession(ctx, sf, sopts...)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if explain {
+		ex, err := s.Explain(ctx, img, bopts...)
+		if err != nil {
+			return usageError{err}
+		}
+		runs := 0
+		for _, e := range ex {
+			state := "CACHED"
+			if !e.Cached {
+				state = "RUN (" + e.Reason + ")"
+				runs++
+			}
+			fmt.Fprintf(stdout, "#%d %s %s: %s\n", e.Index, e.Method, e.Description, state)
+		}
+		fmt.Fprintf(stdout, "%d of %d steps would run\n", runs, len(ex))
+		return nil
+	}
+	res, err := s.Build(ctx, img, bopts...)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.fail(err)
+		return errReported
+	}
+	if j, ok := r.(*jsonLines); ok {
+		j.write(jsonEvent{Kind: "result", ImageID: res.ImageID})
+	}
+	fmt.Fprintln(stdout, res.ImageID)
+	return nil
+}
+
+func newTTY(f *os.File) renderer {
+	if f == nil {
+		return &tty{w: os.Stderr, width: 80}
+	}
+	w, _, err := term.GetSize(int(f.Fd()))
+	if err != nil || w <= 0 {
+		w = 80
+	}
+	return &tty{w: f, width: w}
+}
+
+const cacheLsUsage = "Usage: strata cache ls [--json] [--store DIR --runroot DIR]\n\nLists the local layer cache, oldest first. Flags:\n"
+
+func cmdCacheLs(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("cache ls", cacheLsUsage, stderr)
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	var sf storeFlags
+	sf.register(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if len(pos) > 0 {
+		return usagef("cache ls takes no arguments")
+	}
+	s, err := openSession(context.Background(), sf)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	entries, err := s.CacheEntries()
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		type entry struct {
+			Key     string    `json:"key"`
+			ImageID string    `json:"image_id"`
+			Size    int64     `json:"size"`
+			Created time.Time `json:"created"`
+			Tags    []string  `json:"tags,omitempty"`
+		}
+		out := []entry{}
+		for _, e := range entries {
+			out = append(out, entry{string(e.Key), e.ImageID, e.Size, e.Created, e.Tags})
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tIMAGE\tSIZE\tCREATED\tTAGS")
+	var total int64
+	for _, e := range entries {
+		total += e.Size
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Key.Short(), short(e.ImageID), humanSize(e.Size),
+			e.Created.Local().Format("2006-01-02 15:04:05"), strings.Join(e.Tags, ","))
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "%d entries, %s\n", len(entries), humanSize(total))
+	return nil
+}
+
+const cachePruneUsage = `Usage: strata cache prune [--older-than DURATION] [--max-size SIZE] [--store DIR --runroot DIR]
+
+Removes cache entries older than DURATION, then the oldest until the rest
+hold at most SIZE, and deletes the images left without a name. Images with a
+tag, images other images or containers are built on, and entries a running
+build is recording are kept. Flags:
+`
+
+func cmdCachePrune(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("cache prune", cachePruneUsage, stderr)
+	olderThan := fs.String("older-than", "", "remove entries older than this (e.g. 36h, 7d)")
+	maxSize := fs.String("max-size", "", "keep at most this much (bytes, or 500MB, 10GB, 2GiB; 0 removes every entry not in use)")
+	var sf storeFlags
+	sf.register(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if len(pos) > 0 {
+		return usagef("cache prune takes no arguments")
+	}
+	opts := builder.PruneOptions{MaxSize: -1}
+	if *olderThan == "" && *maxSize == "" {
+		return usagef("give --older-than or --max-size (--max-size 0 removes every entry not in use)")
+	}
+	if *olderThan != "" {
+		d, err := parseDuration(*olderThan)
+		if err != nil {
+			return usagef("--older-than: %v", err)
+		}
+		opts.OlderThan = d
+	}
+	if *maxSize != "" {
+		n, err := parseSize(*maxSize)
+		if err != nil {
+			return usagef("--max-size: %v", err)
+		}
+		opts.MaxSize = n
+	}
+	s, err := openSession(ctx, sf)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	rep, err := s.PruneCache(ctx, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "removed %d entries, deleted %d images (%s freed); %d entries busy; %d entries left (%s)\n",
+		len(rep.Removed), len(rep.DeletedImages), humanSize(rep.FreedBytes), len(rep.Busy), rep.Left, humanSize(rep.LeftBytes))
+	return nil
+}
+
+// parseDuration is time.ParseDuration that also takes days ("7d").
+func parseDuration(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseFloat(d, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("bad duration %q", s)
+		}
+		return time.Duration(n * 24 * float64(time.Hour)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err == nil && d < 0 {
+		err = fmt.Errorf("negative duration %q", s)
+	}
+	return d, err
+}
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"TB", 1000 * 1000 * 1000 * 1000},
+	{"K", 1000}, {"M", 1000 * 1000}, {"G", 1000 * 1000 * 1000}, {"T", 1000 * 1000 * 1000 * 1000},
+	{"B", 1},
+}
+
+// parseSize reads a byte count: "1048576", "500MB", "10GB", "2GiB".
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if len(t) >= len(u.suffix) && strings.EqualFold(t[len(t)-len(u.suffix):], u.suffix) {
+			t, mult = strings.TrimSpace(t[:len(t)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(t, 64)
+	if err != nil || n < 0 || n*float64(mult) > 1<<62 {
+		return 0, fmt.Errorf("bad size %q (e.g. 1048576, 500MB, 10GB, 2GiB)", s)
+	}
+	return int64(n * float64(mult)), nil
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func short(id string) string { return id[:min(12, len(id))] }

@@ -1,0 +1,5 @@
+FROM busybox
+RUN <<EOT
+#!/bin/sh
+echo from-shebang > /shebang
+EOT

@@ -1,0 +1,4 @@
+FROM busybox
+RUN cat > /conf.txt <<CONF
+key=value
+CONF

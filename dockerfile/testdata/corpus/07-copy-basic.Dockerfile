@@ -1,0 +1,3 @@
+FROM busybox
+COPY app.txt /app/
+COPY dir /srv/dir

@@ -1,0 +1,3 @@
+FROM busybox
+COPY *.txt /texts/
+COPY dir/*.conf /etc/app/

@@ -1,0 +1,4 @@
+FROM busybox
+WORKDIR /work
+COPY app.txt .
+COPY dir sub/

@@ -1,0 +1,2 @@
+FROM busybox
+ADD --unpack=false files.tar /kept/

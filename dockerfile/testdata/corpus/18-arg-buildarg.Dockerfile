@@ -1,0 +1,4 @@
+# args: VERSION=2.5 UNUSED=x
+FROM busybox
+ARG VERSION=1.0
+RUN echo $VERSION

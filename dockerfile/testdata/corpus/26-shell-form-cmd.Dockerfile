@@ -1,0 +1,3 @@
+FROM busybox
+CMD echo shell form
+ENTRYPOINT exec /bin/sh

@@ -1,0 +1,3 @@
+FROM busybox
+ONBUILD COPY . /src
+ONBUILD RUN make

@@ -1,0 +1,5 @@
+FROM busybox AS build
+RUN echo built > /artifact
+
+FROM busybox
+COPY --from=build /artifact /artifact

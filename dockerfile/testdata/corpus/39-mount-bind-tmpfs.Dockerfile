@@ -1,0 +1,3 @@
+FROM busybox
+RUN --mount=type=bind,source=dir,target=/mnt/dir cat /mnt/dir/a.conf
+RUN --mount=type=tmpfs,target=/scratch touch /scratch/x

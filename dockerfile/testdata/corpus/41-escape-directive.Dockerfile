@@ -1,0 +1,5 @@
+# escape=`
+FROM busybox
+RUN echo one `
+    two
+COPY app.txt /app/

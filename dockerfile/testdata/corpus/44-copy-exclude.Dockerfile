@@ -1,0 +1,2 @@
+FROM busybox
+COPY --exclude=*.tmp --exclude=cache/ dir /dir

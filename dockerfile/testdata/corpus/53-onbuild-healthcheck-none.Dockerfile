@@ -1,0 +1,5 @@
+FROM busybox
+ONBUILD ADD . /app/src
+HEALTHCHECK NONE
+STOPSIGNAL 9
+VOLUME /a /b

@@ -1,0 +1,2 @@
+FROM onbuild-image
+RUN ls /app

@@ -1,0 +1,3 @@
+FROM busybox
+RUN echo ok
+COPY

@@ -1,0 +1,2 @@
+FROM busybox
+FETCH http://example.com /x

@@ -1,0 +1,3 @@
+# target: nope
+FROM busybox AS build
+RUN true

@@ -1,0 +1,3 @@
+FROM busybox
+ARG X
+ENV Y="${X:?X must be set}"

@@ -1,0 +1,2 @@
+FROM busybox
+RUN --mount=type=ssh git clone git@example.com:x.git

@@ -1,0 +1,2 @@
+FROM --platform=linux/s390x busybox
+RUN true

@@ -1,0 +1,188 @@
+package runners
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"go.podman.io/buildah"
+	"go.podman.io/buildah/copier"
+	"golang.org/x/sys/unix"
+)
+
+// mkdirs creates st.Mkdirs in the working container, resolving each path
+// inside its root filesystem (a symlink cannot lead out of it).
+func (r *Runtime) mkdirs(b *buildah.Builder, st Step) error {
+	if len(st.Mkdirs) == 0 {
+		return nil
+	}
+	mnt, err := b.Mount(b.MountLabel)
+	if err != nil {
+		return fmt.Errorf("%s: mounting working container: %w", st.Name, err)
+	}
+	for _, d := range st.Mkdirs {
+		mode := os.FileMode(0o755)
+		if err := copier.Mkdir(mnt, path.Clean("/"+d), copier.MkdirOptions{ChmodNew: &mode}); err != nil {
+			return fmt.Errorf("%s: creating %s: %w", st.Name, d, err)
+		}
+	}
+	return nil
+}
+
+// copySources runs one Dockerfile-style copy: several sources (globs and
+// URLs allowed) from a context directory or from another image.
+func (r *Runtime) copySources(ctx context.Context, b *buildah.Builder, st Step, c Copy) error {
+	root := c.ContextDir
+	preserve := false
+	if c.FromImage != "" {
+		mnt, err := r.store.MountImage(c.FromImage, nil, "")
+		if err != nil {
+			return fmt.Errorf("%s: mounting image %s to copy from: %w", st.Name, shortID(c.FromImage), err)
+		}
+		defer func() { _, _ = r.store.UnmountImage(c.FromImage, false) }()
+		root = filepath.Join(mnt, filepath.Clean("/"+c.ContextDir))
+		preserve = c.Chown == ""
+	}
+	var srcs []string
+	for _, s := range c.Sources {
+		if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+			srcs = append(srcs, s)
+			continue
+		}
+		if c.Parents && strings.Contains(s, "/./") {
+			// Keep the --parents pivot, which Join would clean away.
+			srcs = append(srcs, strings.TrimSuffix(root, "/")+"/"+s)
+			continue
+		}
+		srcs = append(srcs, filepath.Join(root, filepath.FromSlash(s)))
+	}
+	opts := buildah.AddAndCopyOptions{
+		ContextDir:        root,
+		Excludes:          c.Excludes,
+		Chown:             c.Chown,
+		Chmod:             c.Chmod,
+		Checksum:          c.Checksum,
+		PreserveOwnership: preserve,
+		Parents:           c.Parents,
+		MaxRetries:        2,
+		RetryDelay:        time.Second,
+	}
+	if c.FromImage != "" {
+		opts.IDMappingOptions = &b.IDMappingOptions
+	}
+	if err := b.Add(c.Dest, c.Extract, opts, srcs...); err != nil {
+		return fmt.Errorf("%s: copying %s to %s: %w", st.Name, strings.Join(c.Sources, " "), c.Dest, err)
+	}
+	return nil
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// lockAll takes an exclusive flock on each file, creating it, and returns
+// the func that releases them all. It gives up when ctx ends.
+func lockAll(ctx context.Context, files []string) (func(), error) {
+	var held []*os.File
+	release := func() {
+		for _, f := range held {
+			_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+			f.Close()
+		}
+	}
+	for _, p := range files {
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			release()
+			return nil, fmt.Errorf("cache mount lock: %w", err)
+		}
+		for {
+			err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+			if err == nil {
+				break
+			}
+			if err != unix.EWOULDBLOCK {
+				f.Close()
+				release()
+				return nil, fmt.Errorf("cache mount lock %s: %w", p, err)
+			}
+			select {
+			case <-ctx.Done():
+				f.Close()
+				release()
+				return nil, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		held = append(held, f)
+	}
+	return release, nil
+}
+
+// mountImages resolves mounts read from images: it mounts each image and
+// points Src into its root filesystem (the path may not leave it).
+func (r *Runtime) mountImages(ms []Mount) ([]Mount, error) {
+	var out []Mount
+	for _, m := range ms {
+		if m.FromImage == "" {
+			out = append(out, m)
+			continue
+		}
+		mnt, err := r.store.MountImage(m.FromImage, nil, "")
+		if err != nil {
+			r.unmountImages(out)
+			return nil, fmt.Errorf("mounting image %s for %s: %w", shortID(m.FromImage), m.Dest, err)
+		}
+		src, err := securejoin.SecureJoin(mnt, m.Src)
+		if err != nil {
+			_, _ = r.store.UnmountImage(m.FromImage, false)
+			r.unmountImages(out)
+			return nil, err
+		}
+		m.Src = src
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func (r *Runtime) unmountImages(ms []Mount) {
+	for _, m := range ms {
+		if m.FromImage != "" {
+			_, _ = r.store.UnmountImage(m.FromImage, false)
+		}
+	}
+}
+
+// removeInRoot removes the paths (a glob allowed in the last element) from
+// the root filesystem at root. Directories are resolved inside root, so a
+// symlink in the image cannot lead the removal out of it; a matching
+// symlink is removed itself, never its target.
+func removeInRoot(root string, paths []string) error {
+	for _, p := range paths {
+		dir, pattern := path.Split(path.Clean("/" + p))
+		real, err := securejoin.SecureJoin(root, dir)
+		if err != nil {
+			return err
+		}
+		ents, err := os.ReadDir(real)
+		if err != nil {
+			continue // no such directory: nothing to remove
+		}
+		for _, e := range ents {
+			if ok, _ := path.Match(pattern, e.Name()); ok {
+				if err := os.RemoveAll(filepath.Join(real, e.Name())); err != nil {
+					return fmt.Errorf("removing %s: %w", path.Join(dir, e.Name()), err)
+				}
+			}
+		}
+	}
+	return nil
+}
