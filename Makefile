@@ -3,6 +3,7 @@
 #   make test    unit tests (race detector), then integration tests as $(TEST_USER)
 #   make demo    builds examples/demo twice and prints each step's cache state
 #   make bench   strata vs `buildah bud --layers` on a 10-step busybox image
+#   make compare-buildah [DOCKERFILE=... CONTEXT=...]  same image from strata and buildah bud?
 SHELL := /bin/bash
 export CGO_ENABLED := 1
 export CGO_CFLAGS := -O2 -g -Wno-deprecated-declarations
@@ -21,7 +22,7 @@ UNIT_PKGS = $(shell $(GO) list -tags '$(TAGS)' ./... | grep -v /integration)
 APT_PACKAGES := runc uidmap libseccomp-dev busybox-static buildah docker-registry \
 	mmdebstrap gcc pkg-config ca-certificates git make
 
-.PHONY: setup build vet test unit integration bench demo clean gpu-e2e crash fuzz
+.PHONY: setup build vet test unit integration bench demo clean gpu-e2e crash fuzz compare-buildah
 
 # Each fuzz target for FUZZTIME; crashers land in testdata/fuzz and then run
 # as regression tests with the unit tests.
@@ -85,13 +86,14 @@ RUN_AS = if [ "$$(id -u)" = 0 ]; then \
 		id -u $(TEST_USER) >/dev/null 2>&1 || { echo "no user $(TEST_USER): run make setup"; exit 1; }; \
 		su $(TEST_USER) -c "$$cmd"; \
 	else bash -c "$$cmd"; fi
-IT_ENV = cd $(WORK) && STRATA_CLI=$(WORK)/strata STRATA_TEST_CACHE=$(STRATA_TEST_CACHE) STRATA_CRASH_RANDOM_KILLS=$(CRASH_RANDOM_KILLS) STRATA_INTEGRATION=1
+IT_ENV = cd $(WORK) && STRATA_CLI=$(WORK)/strata STRATA_COMPARE=$(WORK)/strata-compare STRATA_TEST_CACHE=$(STRATA_TEST_CACHE) STRATA_CRASH_RANDOM_KILLS=$(CRASH_RANDOM_KILLS) STRATA_INTEGRATION=1
 integration:
 	@mkdir -p $(WORK) $(STRATA_TEST_CACHE) && chmod 1777 $(WORK) $(STRATA_TEST_CACHE)
 	$(GO) test -race -c -tags '$(TAGS)' -o $(WORK)/integration.test ./integration
 	$(GO) test -c -tags '$(IT_TAGS)' -o $(WORK)/crash.test ./integration
 	$(GO) build -tags '$(TAGS)' -o $(WORK)/strata ./cmd/strata
-	chmod 755 $(WORK)/integration.test $(WORK)/crash.test $(WORK)/strata
+	$(GO) build -tags '$(TAGS)' -o $(WORK)/strata-compare ./cmd/strata-compare
+	chmod 755 $(WORK)/integration.test $(WORK)/crash.test $(WORK)/strata $(WORK)/strata-compare
 	@echo "running integration tests as $(TEST_USER) (or the current user)"
 	@cmd='$(IT_ENV) ./integration.test -test.v -test.timeout 60m $(IT_RUN)'; $(RUN_AS)
 	@cmd='$(IT_ENV) ./crash.test -test.v -test.timeout 30m -test.run TestCrashHarness'; $(RUN_AS)
@@ -117,6 +119,28 @@ bench:
 	@mkdir -p $(WORK) && chmod 1777 $(WORK)
 	$(GO) build -tags '$(TAGS)' -o $(WORK)/bench ./cmd/strata-bench
 	@cmd='cd $(WORK) && ./bench -work $(WORK)/bench-run'; \
+	if [ "$$(id -u)" = 0 ]; then su $(TEST_USER) -c "$$cmd"; else bash -c "$$cmd"; fi
+
+# strata and `buildah bud --layers` build the same Dockerfile; their root
+# filesystems and configs are compared (times ignored) and both are timed.
+# Without DOCKERFILE, every file of the Dockerfile corpus is built with the
+# corpus context. BASES="name=rootfs.tar ..." serves FROM names (busybox is
+# made from the host's busybox-static); EDIT=file adds a timed rebuild after
+# appending a line to that context file; COMPARE_FLAGS passes anything else
+# (-build-arg K=V, -target S, -secret ID=V, -v).
+DOCKERFILE ?=
+CONTEXT ?=
+BASES ?=
+EDIT ?=
+COMPARE_FLAGS ?=
+COMPARE_ARGS = $(if $(DOCKERFILE),-dockerfile $(abspath $(DOCKERFILE)) $(if $(CONTEXT),-context $(abspath $(CONTEXT))),\
+	-corpus $(abspath dockerfile/testdata/corpus) -context $(abspath $(or $(CONTEXT),dockerfile/testdata/context))) \
+	$(foreach b,$(BASES),-base $(firstword $(subst =, ,$(b)))=$(abspath $(lastword $(subst =, ,$(b))))) \
+	$(if $(EDIT),-edit $(EDIT)) $(COMPARE_FLAGS)
+compare-buildah:
+	@mkdir -p $(WORK) && chmod 1777 $(WORK)
+	$(GO) build -tags '$(TAGS)' -o $(WORK)/compare ./cmd/strata-compare
+	@cmd='cd $(WORK) && ./compare -work $(WORK)/compare-run $(COMPARE_ARGS)'; \
 	if [ "$$(id -u)" = 0 ]; then su $(TEST_USER) -c "$$cmd"; else bash -c "$$cmd"; fi
 
 clean:

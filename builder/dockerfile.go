@@ -575,7 +575,7 @@ func (t *dfTranslator) op(img Image, st *dockerfile.Stage, op dockerfile.Op) (Im
 		s.kind = layers.KindEntrypoint
 		s.args = op.Args
 		s.resetCmd = op.ResetCmd
-	case "EXPOSE", "VOLUME", "STOPSIGNAL":
+	case "EXPOSE", "VOLUME", "STOPSIGNAL", "MAINTAINER":
 		s.kind = layers.KindConfig
 		s.args = append([]string{op.Instruction}, op.Args...)
 	case "SHELL":

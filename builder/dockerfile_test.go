@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stratabuild/strata/dockerfile"
 	"github.com/stratabuild/strata/runners"
 )
 
@@ -30,7 +31,9 @@ func emptyRootfs(t *testing.T) string {
 }
 
 // TestDockerfileStepsShareGoKeys: a Dockerfile RUN, ENV, CMD and COPY of a
-// whole context are the same cache entries as the equivalent Go steps.
+// whole context are the same cache entries as the equivalent Go steps. A
+// Dockerfile stage on a base without PATH gets Docker's default PATH first
+// (an Env step); commands added to an image leave its config alone.
 func TestDockerfileStepsShareGoKeys(t *testing.T) {
 	ctx := context.Background()
 	base := FromArchive(emptyRootfs(t))
@@ -42,7 +45,8 @@ func TestDockerfileStepsShareGoKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gp, err := base.RunCommands([]string{"echo hi > /hi"}).Env(map[string]string{"A": "1"}).Cmd([]string{"/bin/sh"}).Plan(ctx)
+	gp, err := base.Env(map[string]string{"PATH": dockerfile.DefaultPath}).
+		RunCommands([]string{"echo hi > /hi"}).Env(map[string]string{"A": "1"}).Cmd([]string{"/bin/sh"}).Plan(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +62,13 @@ func TestDockerfileStepsShareGoKeys(t *testing.T) {
 	dc, err := base.DockerfileCommands([]string{"RUN echo hi > /hi", "ENV A=1", `CMD ["/bin/sh"]`}).Plan(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	gp, err = base.RunCommands([]string{"echo hi > /hi"}).Env(map[string]string{"A": "1"}).Cmd([]string{"/bin/sh"}).Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dc.Steps) != len(gp.Steps) {
+		t.Fatalf("DockerfileCommands plan has %d steps, Go plan %d", len(dc.Steps), len(gp.Steps))
 	}
 	for i := range dc.Steps {
 		if dc.Steps[i].Key != gp.Steps[i].Key {
@@ -107,8 +118,9 @@ func TestDockerfileInputsKeyed(t *testing.T) {
 	}
 	write("app/main.py", "print(2)")
 	k := keys()
-	if k[1] != k0[1] || k[2] == k0[2] {
-		t.Errorf("editing app/main.py: keys %v -> %v, want only step 2 (and later) changed", k0, k)
+	// Steps: the base, ENV PATH (the base sets none), COPY a.txt, COPY app.
+	if len(k) != 4 || k[2] != k0[2] || k[3] == k0[3] {
+		t.Errorf("editing app/main.py: keys %v -> %v, want only step 3 (COPY app) changed", k0, k)
 	}
 	// A syntax error is reported by Err, with its line.
 	write("Bad", "FROM base\nCOPY\n")

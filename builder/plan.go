@@ -371,6 +371,8 @@ func (pe *planEnv) lower(ctx context.Context, n *node) (PlannedStep, error) {
 			ps.run.Config.Volumes = vals
 		case "STOPSIGNAL":
 			ps.run.Config.StopSignal = &vals[0]
+		case "MAINTAINER":
+			ps.run.Config.Author = &vals[0]
 		case "ONBUILD":
 			ps.run.Config.OnBuildAdd = vals
 		case "ONBUILD-TRIGGERED":

@@ -51,6 +51,9 @@ func (e *Error) Unwrap() error { return e.Err }
 // not implement.
 var ErrUnsupported = errors.New("not supported by strata")
 
+// DefaultPath is the PATH a stage gets when its base image sets none.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // BaseConfig is what a stage inherits from its base image.
 type BaseConfig struct {
 	Env        []string // KEY=value
@@ -243,15 +246,15 @@ func ParseCommands(cmds []string, base *BaseConfig, opts Options) (*Stage, []str
 			return nil, nil, &Error{Pos: Pos{File: opts.Name}, Err: errors.New("FROM cannot be used here: the commands continue the image they are added to")}
 		}
 	}
-	data := "FROM strata-parent\n" + strings.Join(cmds, "\n") + "\n"
+	data := "FROM " + parentContext + "\n" + strings.Join(cmds, "\n") + "\n"
 	if opts.Contexts == nil {
 		opts.Contexts = map[string]bool{}
 	}
 	opts.Contexts = mapsClone(opts.Contexts)
-	opts.Contexts["strata-parent"] = true
+	opts.Contexts[parentContext] = true
 	bc := opts.BaseConfig
 	opts.BaseConfig = func(ref string) (*BaseConfig, error) {
-		if ref == "strata-parent" {
+		if ref == parentContext {
 			return base, nil
 		}
 		if bc == nil {
@@ -277,6 +280,9 @@ func ParseCommands(cmds []string, base *BaseConfig, opts Options) (*Stage, []str
 	}
 	return st, f.Notes, nil
 }
+
+// parentContext names the image ParseCommands continues.
+const parentContext = "strata-parent"
 
 func shiftLines(err error, d int) error {
 	var e *Error
@@ -560,6 +566,14 @@ func (p *dfParser) translate(st *Stage, byName map[string]*Stage, chain []*Stage
 			}
 		}
 	}
+	// As Docker and BuildKit do, a stage on an image without PATH (scratch,
+	// a bare rootfs) gets the default one, in its config and for $PATH.
+	// Commands added to an image (ParseCommands) leave its config alone.
+	if st.BaseStage == nil && st.BaseContext != parentContext && !st.env.has("PATH") {
+		st.env.set("PATH", DefaultPath)
+		st.Ops = append(st.Ops, Op{Pos: st.Pos, Instruction: "ENV", Source: "ENV PATH=" + DefaultPath + " (the base sets no PATH)",
+			KV: []KV{{"PATH", DefaultPath}}})
+	}
 	st.args = map[string]*string{}
 	sawCmd := false
 	cmds := is.Commands
@@ -611,8 +625,8 @@ func (p *dfParser) translate(st *Stage, byName map[string]*Stage, chain []*Stage
 				return err
 			}
 		case *instructions.MaintainerCommand:
-			op.Instruction = "LABEL"
-			op.KV = []KV{{"maintainer", c.Maintainer}}
+			// The image's Author field, as Docker and BuildKit set it.
+			op.Args = []string{c.Maintainer}
 		case *instructions.WorkdirCommand:
 			w, err := expand(c.Path)
 			if err != nil {

@@ -20,22 +20,33 @@ import (
 // builds it), or one built now with go build.
 func strataCLI(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("STRATA_CLI"); p != "" {
+	return tool(t, "STRATA_CLI", "./cmd/strata")
+}
+
+// tool returns the binary named by the variable env, or builds pkg (a
+// main package of this module) into a temp dir.
+func tool(t *testing.T, env, pkg string) string {
+	t.Helper()
+	if p := os.Getenv(env); p != "" {
 		return p
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("go is not installed to build cmd/strata, and STRATA_CLI is not set")
+		t.Skipf("go is not installed to build %s, and %s is not set", pkg, env)
 	}
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Dir(filepath.Dir(file))
-	out := filepath.Join(t.TempDir(), "strata")
-	cmd := exec.Command(goBin, "build", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs seccomp", "-o", out, "./cmd/strata")
-	cmd.Dir = root
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command(goBin, "build", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs seccomp", "-o", out, pkg)
+	cmd.Dir = repoRoot()
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building cmd/strata (set STRATA_CLI to a built binary instead): %v\n%s", err, b)
+		t.Fatalf("building %s (set %s to a built binary instead): %v\n%s", pkg, env, err, b)
 	}
 	return out
+}
+
+// repoRoot is the checkout these tests were compiled from.
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
 }
 
 type cliResult struct {
@@ -94,8 +105,10 @@ func TestCLI(t *testing.T) {
 	}
 	id := strings.TrimSpace(r.stdout)
 	steps := stepLine.FindAllStringSubmatch(r.stderr, -1)
-	if len(steps) != 4 {
-		t.Fatalf("want 4 step lines (base + 3), got %d:\n%s", len(steps), r.stderr)
+	// The base, ENV PATH (the busybox archive sets none; Docker's default
+	// is added), and the file's 3 instructions.
+	if len(steps) != 5 {
+		t.Fatalf("want 5 step lines (base + PATH + 3), got %d:\n%s", len(steps), r.stderr)
 	}
 	for i, s := range steps {
 		if s[1] != string(rune('0'+i)) {
@@ -105,8 +118,8 @@ func TestCLI(t *testing.T) {
 			t.Errorf("cold build: step %s is %s, want RUN", s[1], s[3])
 		}
 	}
-	if !strings.Contains(steps[1][2], "RUN echo one > /one") {
-		t.Errorf("step 1 line does not describe the instruction: %q", steps[1][0])
+	if !strings.Contains(steps[2][2], "RUN echo one > /one") {
+		t.Errorf("step 2 line does not describe the instruction: %q", steps[2][0])
 	}
 	if !strings.Contains(r.stderr, "    | hello-output\n") {
 		t.Errorf("the step's output is not indented under it:\n%s", r.stderr)
@@ -121,8 +134,8 @@ func TestCLI(t *testing.T) {
 		t.Errorf("second build gave %s, first %s", strings.TrimSpace(r.stdout), id)
 	}
 	steps = stepLine.FindAllStringSubmatch(r.stderr, -1)
-	if len(steps) != 4 {
-		t.Fatalf("want 4 step lines, got %d:\n%s", len(steps), r.stderr)
+	if len(steps) != 5 {
+		t.Fatalf("want 5 step lines, got %d:\n%s", len(steps), r.stderr)
 	}
 	for _, s := range steps {
 		if s[3] != "CACHED" {
@@ -136,14 +149,14 @@ func TestCLI(t *testing.T) {
 		args := append([]string{"explain", "--build-context", bbCtx, "--tag", "x"}, store...)
 		return runCLI(t, bin, append(args, ctxDir)...)
 	}
-	if r := explain(); r.code != 0 || !strings.Contains(r.stdout, "0 of 4 steps would run") {
+	if r := explain(); r.code != 0 || !strings.Contains(r.stdout, "0 of 5 steps would run") {
 		t.Errorf("explain after the build: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	writeFile(t, filepath.Join(ctxDir, "Dockerfile"),
 		"FROM busybox\nRUN echo one > /one\nRUN echo three > /two && echo hello-output\nCMD [\"cat\", \"/one\"]\n")
 	r = explain()
-	if r.code != 0 || !strings.Contains(r.stdout, `#2 RUN RUN echo three > /two && echo hello-output: RUN (argument changed ["echo two > /two && echo hello-output"] -> ["echo three > /two && echo hello-output"])`) ||
-		!strings.Contains(r.stdout, "#3 CMD CMD [\"cat\", \"/one\"]: RUN (parent changed (step 2 rebuilt))") {
+	if r.code != 0 || !strings.Contains(r.stdout, `#3 RUN RUN echo three > /two && echo hello-output: RUN (argument changed ["echo two > /two && echo hello-output"] -> ["echo three > /two && echo hello-output"])`) ||
+		!strings.Contains(r.stdout, "#4 CMD CMD [\"cat\", \"/one\"]: RUN (parent changed (step 3 rebuilt))") {
 		t.Errorf("explain after an edit: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	writeFile(t, filepath.Join(ctxDir, "Dockerfile"),
@@ -170,8 +183,8 @@ func TestCLI(t *testing.T) {
 			result, _ = ev["image_id"].(string)
 		}
 	}
-	if done != 4 || result != id {
-		t.Errorf("json: %d done events (want 4), result %q (want %s)\n%s", done, result, id, r.stderr)
+	if done != 5 || result != id {
+		t.Errorf("json: %d done events (want 5), result %q (want %s)\n%s", done, result, id, r.stderr)
 	}
 
 	// A failing RUN exits 1 and names the step.
@@ -181,7 +194,7 @@ func TestCLI(t *testing.T) {
 	if r.code != 1 {
 		t.Fatalf("failing build exited %d, want 1\n%s", r.code, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "step 2 (RUN)") || !strings.Contains(r.stderr, "about-to-fail") {
+	if !strings.Contains(r.stderr, "step 3 (RUN)") || !strings.Contains(r.stderr, "about-to-fail") {
 		t.Errorf("the error does not name the step and its output:\n%s", r.stderr)
 	}
 	if r.stdout != "" {

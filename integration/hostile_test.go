@@ -2,6 +2,7 @@ package integration
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stratabuild/strata/builder"
+	"github.com/stratabuild/strata/pkg/imagediff"
 	"github.com/stratabuild/strata/pkg/rootfs"
 )
 
@@ -249,4 +251,109 @@ func TestManyFilesAndVariables(t *testing.T) {
 	}
 	t.Logf("20 000 files + 3 000 variables: cold build %s, no-change rebuild %s (walk and hash included)",
 		cold.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
+
+// TestHugeBaseArchive: a base archive of 60 000 files in 600 directories
+// imports, runs a step and exports whole (every file read back from the
+// exported layout, blobs and diff IDs checked), with the times reported
+// (no timing assertion).
+func TestHugeBaseArchive(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	var bb bytes.Buffer
+	if err := rootfs.WriteBusybox(&bb); err != nil {
+		t.Skipf("busybox rootfs: %v", err)
+	}
+	p := filepath.Join(t.TempDir(), "huge.tar")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	tr := tar.NewReader(&bb)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const dirs, per = 600, 100
+	for i := range dirs {
+		d := fmt.Sprintf("data/d%03d/", i)
+		if err := tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+			t.Fatal(err)
+		}
+		for j := range per {
+			body := fmt.Sprint(i*per + j)
+			if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("%sf%03d", d, j), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tw.Write([]byte(body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	s := openSession(t)
+	img := builder.FromArchive(p).RunCommands([]string{"find /data -type f | wc -l > /count"})
+	start := time.Now()
+	res, err := s.Build(ctx, img)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	cold := time.Since(start)
+	if got := strings.TrimSpace(readFromImage(t, s, res.ImageID, "count")); got != fmt.Sprint(dirs*per) {
+		t.Fatalf("the step saw %s files, want %d", got, dirs*per)
+	}
+	start = time.Now()
+	if _, err := s.Build(ctx, img); err != nil {
+		t.Fatal(err)
+	}
+	warm := time.Since(start)
+	layout := filepath.Join(t.TempDir(), "layout")
+	start = time.Now()
+	if _, err := s.Build(ctx, img, builder.ExportTo("oci:"+layout+":huge")); err != nil {
+		t.Fatal(err)
+	}
+	export := time.Since(start)
+	exported, err := imagediff.Load(layout, "huge")
+	if err != nil {
+		t.Fatalf("reading the export back: %v", err)
+	}
+	n := 0
+	for name, f := range exported.Files {
+		if strings.HasPrefix(name, "data/") && f.Type == 'f' {
+			n++
+		}
+	}
+	if n != dirs*per {
+		t.Errorf("the export holds %d data files, want %d", n, dirs*per)
+	}
+	if got := exported.Files["data/d599/f099"]; got.Size != int64(len(fmt.Sprint(dirs*per-1))) {
+		t.Errorf("last file read back as %+v", got)
+	}
+	t.Logf("%d-file base archive (%d MB): cold import + 1 step %s, no-change rebuild %s (archive digest memoised in the session), export %s",
+		dirs*per, fileSize(t, p)>>20, cold.Round(time.Millisecond), warm.Round(time.Millisecond), export.Round(time.Millisecond))
+}
+
+func fileSize(t *testing.T, p string) int64 {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
 }

@@ -118,6 +118,8 @@ type ConfigChange struct {
 	// Ports ("80/tcp") and Volumes are added to the config.
 	Ports, Volumes []string
 	StopSignal     *string
+	// Author sets the image's author (Dockerfile MAINTAINER).
+	Author *string
 	// OnBuildClear drops the ONBUILD triggers inherited from the base
 	// (they ran); OnBuildAdd then records new ones (see OnBuildLabel).
 	OnBuildClear bool
@@ -127,7 +129,7 @@ type ConfigChange struct {
 func (c ConfigChange) empty() bool {
 	return c.Env == nil && c.Workdir == nil && c.Entrypoint == nil && c.Cmd == nil && c.User == nil &&
 		c.Labels == nil && c.PathPrepend == "" && c.Ports == nil && c.Volumes == nil && c.StopSignal == nil &&
-		!c.OnBuildClear && c.OnBuildAdd == nil
+		c.Author == nil && !c.OnBuildClear && c.OnBuildAdd == nil
 }
 
 // StepError reports a step whose command failed.
@@ -539,6 +541,9 @@ func applyConfig(b *buildah.Builder, c ConfigChange) {
 	}
 	if c.StopSignal != nil {
 		b.SetStopSignal(*c.StopSignal)
+	}
+	if c.Author != nil {
+		b.SetMaintainer(*c.Author)
 	}
 	if c.OnBuildClear {
 		b.UnsetLabel(OnBuildLabel)

@@ -1,0 +1,546 @@
+// Command strata-compare builds Dockerfiles with strata and with Debian's
+// `buildah bud --layers` in the same run and compares what a user gets:
+// the final root filesystem (file list, types, modes, owners, symlink
+// targets, device numbers, content digests; never times) and the config
+// (Env, WorkingDir, User, Entrypoint, Cmd, Labels without buildah's own
+// version label, ExposedPorts, Volumes, StopSignal, and the Author). It also times a cold
+// build and a no-change rebuild on each side, and with -edit a rebuild
+// after appending a line to one context file.
+//
+// One Dockerfile:
+//
+//	strata-compare -dockerfile path/Dockerfile [-context DIR] [-base NAME=ROOTFS.tar]
+//	    [-build-arg K=V] [-target STAGE] [-secret ID=VALUE] [-edit FILE]
+//
+// A corpus (every *.Dockerfile in a directory, one shared context; "# args:
+// K=V ..." and "# target: NAME" header lines are honoured, and every secret
+// id a RUN mounts gets a made-up value):
+//
+//	strata-compare -corpus DIR -context DIR
+//
+// FROM names without a -base are served from a busybox rootfs made from
+// the host's busybox-static (name "busybox"). Each side imports the same
+// base image (strata exports it once, buildah pulls that export). Run it
+// as an ordinary user with subuid/subgid ranges: `make compare-buildah`
+// does. The exit status is 1 when an image differs, 0 otherwise (files
+// that one side refuses are reported, not counted as differences).
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stratabuild/strata/builder"
+	"github.com/stratabuild/strata/pkg/imagediff"
+	"github.com/stratabuild/strata/pkg/rootfs"
+)
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func main() {
+	if builder.InitReexec() {
+		return
+	}
+	var c config
+	var bases, args, secrets listFlag
+	flag.StringVar(&c.dockerfile, "dockerfile", "", "the Dockerfile to build")
+	flag.StringVar(&c.corpus, "corpus", "", "a directory of *.Dockerfile files to build one by one")
+	flag.StringVar(&c.context, "context", "", "build context (default: the Dockerfile's directory)")
+	flag.StringVar(&c.target, "target", "", "stage to build")
+	flag.StringVar(&c.edit, "edit", "", "a context file to append a line to before a third build (timed)")
+	flag.StringVar(&c.work, "work", "/tmp/strata-compare", "scratch directory (emptied first)")
+	flag.BoolVar(&c.verbose, "v", false, "print each side's build output when it fails")
+	flag.Var(&bases, "base", "NAME=ROOTFS.tar: FROM NAME uses this rootfs tarball (repeatable)")
+	flag.Var(&args, "build-arg", "K=V (repeatable)")
+	flag.Var(&secrets, "secret", "ID=VALUE for RUN --mount=type=secret,id=ID (repeatable)")
+	flag.Parse()
+	if (c.dockerfile == "") == (c.corpus == "") {
+		fmt.Fprintln(os.Stderr, "strata-compare: give -dockerfile FILE or -corpus DIR")
+		flag.Usage()
+		os.Exit(2)
+	}
+	c.bases = kv(bases)
+	c.args = kv(args)
+	c.secrets = kv(secrets)
+	differs, err := run(c)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "strata-compare:", err)
+		os.Exit(3)
+	}
+	if differs {
+		os.Exit(1)
+	}
+}
+
+func kv(l []string) map[string]string {
+	m := map[string]string{}
+	for _, s := range l {
+		k, v, _ := strings.Cut(s, "=")
+		m[k] = v
+	}
+	return m
+}
+
+type config struct {
+	dockerfile, corpus, context, target, edit, work string
+	verbose                                         bool
+	bases, args, secrets                            map[string]string
+}
+
+// job is one Dockerfile to build on both sides.
+type job struct {
+	name       string
+	dockerfile string
+	context    string
+	args       map[string]string
+	target     string
+	secrets    map[string]string
+}
+
+// outcome is what happened to one job.
+type outcome struct {
+	job
+	strataErr, buildahErr error
+	diffs                 []imagediff.Difference
+	strata, buildah       timings
+}
+
+type timings struct{ cold, warm, edit time.Duration }
+
+func run(c config) (bool, error) {
+	// A store left by an earlier run holds files of sub-uids that only
+	// buildah's own user namespace can remove.
+	if _, err := os.Stat(filepath.Join(c.work, "buildah")); err == nil {
+		if old, err := newBuildah(filepath.Join(c.work, "buildah")); err == nil {
+			old.remove()
+		}
+	}
+	_ = exec.Command("rm", "-rf", c.work).Run()
+	if err := os.MkdirAll(c.work, 0o755); err != nil {
+		return false, err
+	}
+	if _, ok := c.bases["busybox"]; !ok {
+		p := filepath.Join(c.work, "busybox-rootfs.tar")
+		if err := rootfs.WriteBusyboxFile(p); err != nil {
+			return false, err
+		}
+		c.bases["busybox"] = p
+	}
+	jobs, err := c.jobs()
+	if err != nil {
+		return false, err
+	}
+	ctx := context.Background()
+	s, err := builder.Open(ctx, builder.WithStore(filepath.Join(c.work, "strata", "graph"), filepath.Join(c.work, "strata", "run")),
+		builder.WithCacheMountDir(filepath.Join(c.work, "strata", "mounts")))
+	if err != nil {
+		return false, err
+	}
+	defer s.Close()
+	b, err := newBuildah(filepath.Join(c.work, "buildah"))
+	if err != nil {
+		return false, err
+	}
+	defer b.remove()
+	// The same base image on both sides: strata exports it, buildah pulls
+	// the export and names it localhost/NAME.
+	// buildah names what it pulls from an OCI layout after the layout's
+	// path, which must then be lower case: the layout lives in its own
+	// temp dir.
+	layout, err := os.MkdirTemp("", "strata-compare-bases-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(layout)
+	baseImages := map[string]builder.Image{}
+	for _, name := range slices.Sorted(maps.Keys(c.bases)) {
+		img := builder.FromArchive(c.bases[name])
+		if _, err := s.Build(ctx, img, builder.ExportTo("oci:"+layout+":"+name)); err != nil {
+			return false, fmt.Errorf("base %s: %w", name, err)
+		}
+		baseImages[name] = builder.FromOCILayout(layout + ":" + name)
+		id, err := b.run("pull", "-q", "oci:"+layout+":"+name)
+		if err != nil {
+			return false, fmt.Errorf("buildah pull of base %s: %w", name, err)
+		}
+		if _, err := b.run("tag", strings.TrimSpace(id), "localhost/"+name); err != nil {
+			return false, err
+		}
+	}
+
+	var outs []outcome
+	for i, j := range jobs {
+		o := outcome{job: j}
+		dir := filepath.Join(c.work, "out", fmt.Sprint(i))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return false, err
+		}
+		o.strataErr = buildStrata(ctx, s, j, baseImages, dir, &o.strata, c.edit)
+		o.buildahErr = b.build(j, dir, &o.buildah, c.edit)
+		if o.strataErr == nil && o.buildahErr == nil {
+			o.diffs, err = compare(dir)
+			if err != nil {
+				return false, fmt.Errorf("%s: %w", j.name, err)
+			}
+		}
+		report(os.Stdout, o, c.verbose, c.edit != "")
+		outs = append(outs, o)
+	}
+	return summary(os.Stdout, outs), nil
+}
+
+var secretID = regexp.MustCompile(`type=secret[^ ]*?id=([A-Za-z0-9_.-]+)|id=([A-Za-z0-9_.-]+)[^ ]*?type=secret`)
+
+func (c config) jobs() ([]job, error) {
+	if c.dockerfile != "" {
+		ctxDir := c.context
+		if ctxDir == "" {
+			ctxDir = filepath.Dir(c.dockerfile)
+		}
+		return []job{{name: c.dockerfile, dockerfile: c.dockerfile, context: ctxDir, args: c.args, target: c.target, secrets: c.secrets}}, nil
+	}
+	if c.context == "" {
+		return nil, errors.New("-corpus needs -context")
+	}
+	// The corpus's context is copied, with a tar archive for ADD to unpack.
+	ctxDir := filepath.Join(c.work, "context")
+	if err := os.MkdirAll(ctxDir, 0o755); err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command("cp", "-a", c.context+"/.", ctxDir+"/").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("copying the context: %v: %s", err, out)
+	}
+	if err := writeFilesTar(filepath.Join(ctxDir, "files.tar")); err != nil {
+		return nil, err
+	}
+	files, err := filepath.Glob(filepath.Join(c.corpus, "*.Dockerfile"))
+	if err != nil {
+		return nil, err
+	}
+	var jobs []job
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		j := job{name: filepath.Base(f), dockerfile: f, context: ctxDir, args: map[string]string{}, secrets: map[string]string{}}
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "# args:"); ok {
+				for _, a := range strings.Fields(v) {
+					k, val, _ := strings.Cut(a, "=")
+					j.args[k] = val
+				}
+			}
+			if v, ok := strings.CutPrefix(l, "# target:"); ok {
+				j.target = strings.TrimSpace(v)
+			}
+			for _, m := range secretID.FindAllStringSubmatch(l, -1) {
+				id := m[1] + m[2]
+				j.secrets[id] = "compare-secret-" + id
+			}
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+func buildStrata(ctx context.Context, s *builder.Session, j job, bases map[string]builder.Image, dir string, t *timings, edit string) error {
+	opts := []builder.DockerfileOption{builder.ContextDir(j.context), builder.BuildArgs(j.args)}
+	if j.target != "" {
+		opts = append(opts, builder.Target(j.target))
+	}
+	for name, img := range bases {
+		opts = append(opts, builder.BuildContext(name, img))
+	}
+	if len(j.secrets) > 0 {
+		opts = append(opts, builder.WithSecrets(builder.SecretFromMap("compare", j.secrets)))
+	}
+	img := builder.FromDockerfile(j.dockerfile, opts...)
+	var out bytes.Buffer
+	build := func(d *time.Duration, export bool) error {
+		bo := []builder.BuildOption{builder.WithOutput(&out)}
+		if export {
+			bo = append(bo, builder.ExportTo("oci:"+filepath.Join(dir, "strata")+":out"))
+		}
+		t0 := time.Now()
+		_, err := s.Build(ctx, img, bo...)
+		*d = time.Since(t0)
+		if err != nil {
+			return fmt.Errorf("%w\n%s", err, tail(out.String()))
+		}
+		return nil
+	}
+	if err := build(&t.cold, false); err != nil {
+		return err
+	}
+	if err := build(&t.warm, false); err != nil {
+		return err
+	}
+	var export time.Duration
+	if err := build(&export, true); err != nil {
+		return err
+	}
+	if edit != "" {
+		defer restore(filepath.Join(j.context, edit))()
+		return build(&t.edit, false)
+	}
+	return nil
+}
+
+// restore appends a line to a context file and returns what puts it back.
+func restore(p string) func() {
+	old, err := os.ReadFile(p)
+	if err != nil {
+		return func() {}
+	}
+	_ = os.WriteFile(p, append(slices.Clone(old), []byte("# edited by strata-compare\n")...), 0o644)
+	return func() { _ = os.WriteFile(p, old, 0o644) }
+}
+
+func tail(s string) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > 15 {
+		l = l[len(l)-15:]
+	}
+	return strings.Join(l, "\n")
+}
+
+type buildah struct {
+	root   string
+	global []string
+	env    []string
+}
+
+// remove deletes buildah's store: its containers and images through
+// buildah, then the directories inside buildah's user namespace.
+func (b *buildah) remove() {
+	_, _ = b.run("rm", "--all")
+	_, _ = b.run("rmi", "--all", "--force")
+	_, _ = b.run("unshare", "rm", "-rf", filepath.Join(b.root, "graph"), filepath.Join(b.root, "run"))
+	_ = os.RemoveAll(b.root)
+}
+
+func newBuildah(root string) (*buildah, error) {
+	if _, err := exec.LookPath("buildah"); err != nil {
+		return nil, errors.New("the buildah command is not installed (apt-get install --no-install-recommends buildah)")
+	}
+	xdg := filepath.Join(root, "xdg")
+	if err := os.MkdirAll(xdg, 0o700); err != nil {
+		return nil, err
+	}
+	return &buildah{
+		root:   root,
+		global: []string{"--root", filepath.Join(root, "graph"), "--runroot", filepath.Join(root, "run"), "--storage-driver", "overlay"},
+		env:    append(os.Environ(), "XDG_RUNTIME_DIR="+xdg),
+	}, nil
+}
+
+func (b *buildah) run(args ...string) (string, error) {
+	cmd := exec.Command("buildah", append(slices.Clone(b.global), args...)...)
+	cmd.Env = b.env
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("buildah %s: %v\n%s", args[0], err, tail(out.String()+errOut.String()))
+	}
+	return out.String(), nil
+}
+
+func (b *buildah) build(j job, dir string, t *timings, edit string) error {
+	tag := "localhost/compare-" + filepath.Base(dir)
+	args := []string{"bud", "--layers", "--runtime", "runc", "--network", "host", "--pull=never", "-f", j.dockerfile, "-t", tag}
+	for _, k := range slices.Sorted(maps.Keys(j.args)) {
+		args = append(args, "--build-arg", k+"="+j.args[k])
+	}
+	if j.target != "" {
+		args = append(args, "--target", j.target)
+	}
+	for _, id := range slices.Sorted(maps.Keys(j.secrets)) {
+		p := filepath.Join(dir, "secret-"+id)
+		if err := os.WriteFile(p, []byte(j.secrets[id]), 0o600); err != nil {
+			return err
+		}
+		args = append(args, "--secret", "id="+id+",src="+p)
+	}
+	args = append(args, j.context)
+	build := func(d *time.Duration) error {
+		t0 := time.Now()
+		_, err := b.run(args...)
+		*d = time.Since(t0)
+		return err
+	}
+	if err := build(&t.cold); err != nil {
+		return err
+	}
+	if err := build(&t.warm); err != nil {
+		return err
+	}
+	if _, err := b.run("push", "--quiet", tag, "oci:"+filepath.Join(dir, "buildah")+":out"); err != nil {
+		return err
+	}
+	if edit != "" {
+		defer restore(filepath.Join(j.context, edit))()
+		return build(&t.edit)
+	}
+	return nil
+}
+
+func compare(dir string) ([]imagediff.Difference, error) {
+	a, err := imagediff.Load(filepath.Join(dir, "strata"), "out")
+	if err != nil {
+		return nil, fmt.Errorf("strata's image: %w", err)
+	}
+	b, err := imagediff.Load(filepath.Join(dir, "buildah"), "out")
+	if err != nil {
+		return nil, fmt.Errorf("buildah's image: %w", err)
+	}
+	dropStubs(a, b)
+	return imagediff.Compare(a, b, imagediff.Options{IgnoreLabels: []string{"io.buildah."}}), nil
+}
+
+// runStubs are the mount points a RUN needs. Buildah 1.28 leaves them in
+// the layer of every RUN as empty files and directories where the image
+// had none; strata (like BuildKit) removes them.
+var runStubs = []string{"dev", "proc", "sys", "run", "etc/hostname", "etc/hosts", "etc/resolv.conf"}
+
+// dropStubs removes from buildah's image the empty stubs strata's image
+// does not have.
+func dropStubs(strata, buildah *imagediff.Image) {
+	for _, p := range runStubs {
+		f, ok := buildah.Files[p]
+		if _, inStrata := strata.Files[p]; !ok || inStrata {
+			continue
+		}
+		empty := f.Type == 'f' && f.Size == 0 || f.Type == 'd'
+		for n := range buildah.Files {
+			if strings.HasPrefix(n, p+"/") {
+				empty = false
+			}
+		}
+		if empty {
+			delete(buildah.Files, p)
+		}
+	}
+}
+
+func report(w io.Writer, o outcome, verbose, edit bool) {
+	state := "same"
+	switch {
+	case o.strataErr != nil && o.buildahErr != nil:
+		state = "both refused"
+	case o.strataErr != nil:
+		state = "strata refused"
+	case o.buildahErr != nil:
+		state = "buildah refused"
+	case len(o.diffs) > 0:
+		state = fmt.Sprintf("DIFFERENT (%d)", len(o.diffs))
+	}
+	fmt.Fprintf(w, "== %s: %s\n", o.name, state)
+	firstLine := func(err error) string {
+		l, _, _ := strings.Cut(err.Error(), "\n")
+		return l
+	}
+	if o.strataErr != nil {
+		fmt.Fprintf(w, "   strata:  %s\n", firstLine(o.strataErr))
+		if verbose {
+			fmt.Fprintln(w, indent(o.strataErr.Error()))
+		}
+	}
+	if o.buildahErr != nil {
+		fmt.Fprintf(w, "   buildah: %s\n", firstLine(o.buildahErr))
+		if verbose {
+			fmt.Fprintln(w, indent(o.buildahErr.Error()))
+		}
+	}
+	for _, d := range o.diffs {
+		fmt.Fprintf(w, "   %s   (strata | buildah)\n", d)
+	}
+	if o.strataErr == nil && o.buildahErr == nil {
+		fmt.Fprintf(w, "   %-22s %9s %9s %7s\n", "time", "strata", "buildah", "ratio")
+		row := func(name string, s, b time.Duration) {
+			fmt.Fprintf(w, "   %-22s %8.2fs %8.2fs %6.2fx\n", name, s.Seconds(), b.Seconds(), b.Seconds()/s.Seconds())
+		}
+		row("cold build", o.strata.cold, o.buildah.cold)
+		row("no-change rebuild", o.strata.warm, o.buildah.warm)
+		if edit {
+			row("one-file-edit rebuild", o.strata.edit, o.buildah.edit)
+		}
+	}
+}
+
+func indent(s string) string {
+	return "      " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n      ")
+}
+
+func summary(w io.Writer, outs []outcome) bool {
+	var same, differ, both, strataOnly, buildahOnly int
+	for _, o := range outs {
+		switch {
+		case o.strataErr != nil && o.buildahErr != nil:
+			both++
+		case o.strataErr != nil:
+			strataOnly++
+		case o.buildahErr != nil:
+			buildahOnly++
+		case len(o.diffs) > 0:
+			differ++
+		default:
+			same++
+		}
+	}
+	fmt.Fprintf(w, "\n%d Dockerfiles: %d built by both and the same, %d built by both and different, "+
+		"%d refused by both, %d refused by strata only, %d refused by buildah only\n",
+		len(outs), same, differ, both, strataOnly, buildahOnly)
+	fmt.Fprintln(w, "(ratio = buildah time / strata time; above 1 means strata is faster)")
+	return differ > 0
+}
+
+// writeFilesTar writes the archive that the corpus's ADD instructions
+// unpack: a directory, two files (one executable, one owned by 1000), and
+// a symlink.
+func writeFilesTar(p string) error {
+	src, err := os.MkdirTemp("", "strata-compare-tar-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(src)
+	files := map[string]string{"f/one.txt": "one\n", "f/two/two.txt": "two\n", "f/tool.sh": "#!/bin/sh\necho tool\n"}
+	for n, body := range files {
+		fp := filepath.Join(src, n)
+		if err := os.MkdirAll(filepath.Dir(fp), 0o755); err != nil {
+			return err
+		}
+		mode := fs.FileMode(0o644)
+		if strings.HasSuffix(n, ".sh") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(fp, []byte(body), mode); err != nil {
+			return err
+		}
+	}
+	if err := os.Symlink("one.txt", filepath.Join(src, "f", "link")); err != nil {
+		return err
+	}
+	out, err := exec.Command("tar", "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0",
+		"-C", src, "-cf", p, "f").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("tar: %v: %s", err, out)
+	}
+	return nil
+}
