@@ -92,7 +92,7 @@ func (p *progress) start(st PlannedStep) {
 	}
 	ev := p.stepEvent("start", st)
 	ev.State, ev.Reason = "RUN", st.why
-	p.emit(ev, "[%d/%d] %s %s: %s\n", st.Index, p.total, st.Method, st.Description, state)
+	p.emit(ev, "[%d/%d] %s: %s\n", st.Index, p.total, StepLabel(st.Method, st.Description), state)
 }
 
 func (p *progress) done(st PlannedStep, cached bool, d time.Duration) {
@@ -102,14 +102,14 @@ func (p *progress) done(st PlannedStep, cached bool, d time.Duration) {
 	if cached {
 		state, ev.State = "CACHED", "CACHED"
 	}
-	p.emit(ev, "[%d/%d] %s %s: %s %.2fs\n", st.Index, p.total, st.Method, st.Description, state, d.Seconds())
+	p.emit(ev, "[%d/%d] %s: %s %.2fs\n", st.Index, p.total, StepLabel(st.Method, st.Description), state, d.Seconds())
 }
 
 // remote prints the line of a step pulled from a CacheFrom repository.
 func (p *progress) remote(st PlannedStep, d time.Duration) {
 	ev := p.stepEvent("done", st)
 	ev.State, ev.Duration = "REMOTE", d
-	p.emit(ev, "[%d/%d] %s %s: REMOTE %.2fs\n", st.Index, p.total, st.Method, st.Description, d.Seconds())
+	p.emit(ev, "[%d/%d] %s: REMOTE %.2fs\n", st.Index, p.total, StepLabel(st.Method, st.Description), d.Seconds())
 }
 
 // stepWriter returns a writer that prefixes each line with the step's name,
@@ -186,4 +186,18 @@ func (r *redactor) err(err error) error {
 		return &c
 	}
 	return errors.New(r.apply(err.Error()))
+}
+
+// StepLabel names a step as progress lines show it: a Dockerfile step by
+// its instruction, whose description already holds it ("RUN echo hi",
+// "[build] COPY src/ ./"), any other by its method and description
+// ("RunCommands echo hi").
+func StepLabel(method, description string) string {
+	if description == "" {
+		return method
+	}
+	if strings.Contains(description, method) {
+		return description
+	}
+	return method + " " + description
 }

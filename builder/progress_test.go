@@ -84,3 +84,17 @@ func TestProgressEventsWithoutOutput(t *testing.T) {
 		t.Error("a writer with nowhere to write")
 	}
 }
+
+func TestStepLabel(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ method, desc, want string }{
+		{"RunCommands", "echo hi", "RunCommands echo hi"},
+		{"RUN", "RUN echo hi", "RUN echo hi"},
+		{"COPY", "[build] COPY src/ ./", "[build] COPY src/ ./"},
+		{"Scratch", "", "Scratch"},
+	} {
+		if got := StepLabel(c.method, c.desc); got != c.want {
+			t.Errorf("StepLabel(%q, %q) = %q, want %q", c.method, c.desc, got, c.want)
+		}
+	}
+}

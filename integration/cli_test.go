@@ -155,8 +155,8 @@ func TestCLI(t *testing.T) {
 	writeFile(t, filepath.Join(ctxDir, "Dockerfile"),
 		"FROM busybox\nRUN echo one > /one\nRUN echo three > /two && echo hello-output\nCMD [\"cat\", \"/one\"]\n")
 	r = explain()
-	if r.code != 0 || !strings.Contains(r.stdout, `#3 RUN RUN echo three > /two && echo hello-output: RUN (argument changed ["echo two > /two && echo hello-output"] -> ["echo three > /two && echo hello-output"])`) ||
-		!strings.Contains(r.stdout, "#4 CMD CMD [\"cat\", \"/one\"]: RUN (parent changed (step 3 rebuilt))") {
+	if r.code != 0 || !strings.Contains(r.stdout, `#3 RUN echo three > /two && echo hello-output: RUN (argument changed ["echo two > /two && echo hello-output"] -> ["echo three > /two && echo hello-output"])`) ||
+		!strings.Contains(r.stdout, "#4 CMD [\"cat\", \"/one\"]: RUN (parent changed (step 3 rebuilt))") {
 		t.Errorf("explain after an edit: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	writeFile(t, filepath.Join(ctxDir, "Dockerfile"),

@@ -486,7 +486,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 				state = "RUN (" + e.Reason + ")"
 				runs++
 			}
-			fmt.Fprintf(stdout, "#%d %s %s: %s\n", e.Index, e.Method, e.Description, state)
+			fmt.Fprintf(stdout, "#%d %s: %s\n", e.Index, builder.StepLabel(e.Method, e.Description), state)
 		}
 		fmt.Fprintf(stdout, "%d of %d steps would run\n", runs, len(ex))
 		return nil

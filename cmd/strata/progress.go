@@ -20,13 +20,7 @@ type renderer interface {
 // label is a step's readable name: "RUN echo hi" for a Dockerfile step
 // (whose description holds the instruction), "RunCommands echo hi" else.
 func label(ev builder.ProgressEvent) string {
-	if ev.Description == "" {
-		return ev.Method
-	}
-	if strings.Contains(ev.Description, ev.Method) {
-		return ev.Description
-	}
-	return ev.Method + " " + ev.Description
+	return builder.StepLabel(ev.Method, ev.Description)
 }
 
 func doneLine(ev builder.ProgressEvent) string {
