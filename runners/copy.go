@@ -11,23 +11,18 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"go.podman.io/buildah"
-	"go.podman.io/buildah/copier"
 	"golang.org/x/sys/unix"
 )
 
 // mkdirs creates st.Mkdirs in the working container, resolving each path
-// inside its root filesystem (a symlink cannot lead out of it).
+// inside its root filesystem (a symlink cannot lead out of it). As Docker
+// and BuildKit do for WORKDIR, the directories it creates belong to the
+// image's current USER (resolved in the image's /etc/passwd and
+// /etc/group); existing ones are left as they are.
 func (r *Runtime) mkdirs(b *buildah.Builder, st Step) error {
-	if len(st.Mkdirs) == 0 {
-		return nil
-	}
-	mnt, err := b.Mount(b.MountLabel)
-	if err != nil {
-		return fmt.Errorf("%s: mounting working container: %w", st.Name, err)
-	}
 	for _, d := range st.Mkdirs {
 		mode := os.FileMode(0o755)
-		if err := copier.Mkdir(mnt, path.Clean("/"+d), copier.MkdirOptions{ChmodNew: &mode}); err != nil {
+		if err := b.EnsureContainerPathAs(path.Clean("/"+d), b.User(), &mode); err != nil {
 			return fmt.Errorf("%s: creating %s: %w", st.Name, d, err)
 		}
 	}

@@ -3,6 +3,7 @@ package runners
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -38,5 +39,25 @@ func TestRemoveInRootStaysInside(t *testing.T) {
 	}
 	if _, err := os.Stat(inside); !os.IsNotExist(err) {
 		t.Errorf("%s was not removed: %v", inside, err)
+	}
+}
+
+func TestEnvSetKeepsPlace(t *testing.T) {
+	t.Parallel()
+	base := []string{"PATH=/bin", "A=1"}
+	for _, c := range []struct {
+		k, v string
+		want []string
+	}{
+		{"PATH", "/opt:/bin", []string{"PATH=/opt:/bin", "A=1"}},
+		{"B", "2", []string{"PATH=/bin", "A=1", "B=2"}},
+		{"A", "", []string{"PATH=/bin", "A="}},
+	} {
+		if got := envSet(base, c.k, c.v); !slices.Equal(got, c.want) {
+			t.Errorf("envSet(%s=%s) = %q, want %q", c.k, c.v, got, c.want)
+		}
+	}
+	if base[0] != "PATH=/bin" {
+		t.Error("envSet changed its argument")
 	}
 }

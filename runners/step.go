@@ -48,8 +48,9 @@ type Step struct {
 	GPU gpu.Request
 	// Copies are local files or directories to put into the image.
 	Copies []Copy
-	// Mkdirs are directories created in the image (as root, with their
-	// parents) before anything else runs: Dockerfile's WORKDIR.
+	// Mkdirs are directories created in the image (with their parents,
+	// owned by the image's USER) before anything else runs: Dockerfile's
+	// WORKDIR.
 	Mkdirs []string
 	// NoNetwork runs the commands without network access (only a
 	// loopback interface): RUN --network=none.
@@ -516,7 +517,7 @@ func applyConfig(b *buildah.Builder, c ConfigChange) {
 		return
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.Env)) {
-		b.SetEnv(k, c.Env[k])
+		setEnv(b, k, c.Env[k])
 	}
 	if c.Workdir != nil {
 		b.SetWorkDir(*c.Workdir)
@@ -560,8 +561,32 @@ func applyConfig(b *buildah.Builder, c ConfigChange) {
 				old = v
 			}
 		}
-		b.SetEnv("PATH", c.PathPrepend+":"+old)
+		setEnv(b, "PATH", c.PathPrepend+":"+old)
 	}
+}
+
+// setEnv sets a variable in the image config where it stands, or last when
+// it is new, as Docker does (Buildah's SetEnv moves it to the end).
+func setEnv(b *buildah.Builder, k, v string) {
+	env := envSet(b.Env(), k, v)
+	b.ClearEnv()
+	for _, e := range env {
+		ek, ev, _ := strings.Cut(e, "=")
+		b.SetEnv(ek, ev)
+	}
+}
+
+// envSet returns env (KEY=value entries) with k set to v: in place when
+// k is there, appended when not.
+func envSet(env []string, k, v string) []string {
+	out := slices.Clone(env)
+	for i, e := range out {
+		if ek, _, _ := strings.Cut(e, "="); ek == k {
+			out[i] = k + "=" + v
+			return out
+		}
+	}
+	return append(out, k+"="+v)
 }
 
 // defaultCapabilities are the capabilities a step's processes hold (inside
