@@ -3,6 +3,10 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -65,5 +69,73 @@ func TestPruneWhileBuilding(t *testing.T) {
 	t.Logf("8 builds while pruning: %d entries removed, %d skipped as in use, %d images deleted", removed, busy, deleted)
 	if removed == 0 {
 		t.Error("prune removed nothing")
+	}
+}
+
+// TestPruneFromAnotherProcess: `strata cache prune --max-size 0` runs over
+// and over in other processes while this one builds images that reuse and
+// extend the cache in the same store: every build succeeds with the right
+// files, and the pruning processes do remove what no build uses.
+func TestPruneFromAnotherProcess(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	bin := strataCLI(t)
+	root := storeRoot(t)
+	graph, run := filepath.Join(root, "graph"), filepath.Join(root, "run")
+	s, err := builder.Open(ctx, builder.WithStore(graph, run))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := builder.FromArchive(busyboxTar(t)).
+		RunCommands([]string{"echo one > /one"}).
+		RunCommands([]string{"echo two > /two"})
+	removedLine := regexp.MustCompile(`^removed ([0-9]+) entries, deleted ([0-9]+) images`)
+	done := make(chan struct{})
+	var prunes, removed, deleted int
+	var pruneErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			out, err := exec.Command(bin, "cache", "prune", "--max-size", "0", "--store", graph, "--runroot", run).CombinedOutput()
+			if err != nil {
+				pruneErr = fmt.Errorf("strata cache prune: %v\n%s", err, out)
+				return
+			}
+			prunes++
+			if m := removedLine.FindStringSubmatch(string(out)); m != nil {
+				r, _ := strconv.Atoi(m[1])
+				d, _ := strconv.Atoi(m[2])
+				removed, deleted = removed+r, deleted+d
+			}
+		}
+	}()
+	for i := 0; i < 8; i++ {
+		img := base.RunCommands([]string{fmt.Sprintf("echo %d > /n", i%3)}).RunCommands([]string{"cat /one /two /n > /all"})
+		res, err := s.Build(ctx, img)
+		if err != nil {
+			close(done)
+			wg.Wait()
+			t.Fatalf("build %d while another process prunes: %v", i, err)
+		}
+		if got := readFromImage(t, s, res.ImageID, "all"); got != fmt.Sprintf("one\ntwo\n%d\n", i%3) {
+			t.Errorf("build %d: /all = %q", i, got)
+		}
+	}
+	close(done)
+	wg.Wait()
+	if pruneErr != nil {
+		t.Fatal(pruneErr)
+	}
+	t.Logf("8 builds while %d prune processes ran: %d entries removed, %d images deleted", prunes, removed, deleted)
+	if prunes == 0 || removed == 0 {
+		t.Errorf("%d prune processes removed %d entries; want some removed", prunes, removed)
 	}
 }
