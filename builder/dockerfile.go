@@ -132,9 +132,9 @@ type dfDef struct {
 // FromDockerfile starts from a Dockerfile (Modal's from_dockerfile): each
 // instruction becomes a step of the chain, keyed and cached like the Go
 // steps (a RUN is the same step as an equal RunCommands). Multi-stage
-// files build only the stages the target needs. The .dockerignore beside
-// the Dockerfile (Dockerfile.dockerignore) or at the context root is read
-// unless Ignore is given; only the files an instruction uses enter its
+// files build only the stages the target needs. The ignore file beside
+// the Dockerfile (Dockerfile.dockerignore) or at the context root
+// (.containerignore, else .dockerignore) is read unless Ignore is given; only the files an instruction uses enter its
 // key. Syntax errors are reported by Err and Build with file, line and
 // column; the rest (unknown stages, sources outside the context,
 // ${X:?} with X unset) by Plan and Build, before any step runs.
@@ -279,14 +279,15 @@ func (pe *planEnv) newTranslator(ctx context.Context, d *dfDef) (*dfTranslator, 
 	return t, nil
 }
 
-// readDockerignore reads <Dockerfile>.dockerignore, else
-// <context>/.dockerignore (BuildKit's order).
+// readDockerignore reads the first ignore file of: <Dockerfile>.dockerignore
+// (BuildKit's), <Dockerfile>.containerignore, <context>/.containerignore
+// (Buildah's and Podman's name, which they prefer), <context>/.dockerignore.
 func readDockerignore(dfPath, ctxDir string, beside bool) ([]string, error) {
 	var cands []string
 	if beside {
-		cands = append(cands, dfPath+".dockerignore")
+		cands = append(cands, dfPath+".dockerignore", dfPath+".containerignore")
 	}
-	cands = append(cands, filepath.Join(ctxDir, ".dockerignore"))
+	cands = append(cands, filepath.Join(ctxDir, ".containerignore"), filepath.Join(ctxDir, ".dockerignore"))
 	for _, c := range cands {
 		f, err := os.Open(c)
 		if errors.Is(err, os.ErrNotExist) {

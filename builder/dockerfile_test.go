@@ -163,3 +163,38 @@ func TestCacheMountOption(t *testing.T) {
 		t.Error("a relative cache mount target was accepted")
 	}
 }
+
+// TestIgnoreFileOrder: the Dockerfile's own ignore file wins, then the
+// context's .containerignore, then its .dockerignore.
+func TestIgnoreFileOrder(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		files []string // ignore files present; each holds its own name as the pattern
+		want  string
+	}{
+		{"none", nil, ""},
+		{"dockerignore", []string{".dockerignore"}, ".dockerignore"},
+		{"containerignore wins", []string{".dockerignore", ".containerignore"}, ".containerignore"},
+		{"beside the file wins", []string{".dockerignore", ".containerignore", "Dockerfile.dockerignore"}, "Dockerfile.dockerignore"},
+		{"beside, containerignore", []string{".dockerignore", "Dockerfile.containerignore"}, "Dockerfile.containerignore"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			for _, f := range c.files {
+				if err := os.WriteFile(filepath.Join(dir, f), []byte(f+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := readDockerignore(filepath.Join(dir, "Dockerfile"), dir, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, ",") != c.want {
+				t.Errorf("patterns %q, want [%s]", got, c.want)
+			}
+		})
+	}
+}

@@ -37,7 +37,7 @@ const (
 const usageText = `strata builds OCI images rootless.
 
 Usage:
-  strata build [flags] [CONTEXT]      build from CONTEXT/Dockerfile (-f) or a spec file (--spec)
+  strata build [flags] [CONTEXT]      build from CONTEXT/Containerfile or Dockerfile (-f) or a spec file (--spec)
   strata explain [flags] [CONTEXT]    say which steps a build would run, and why (a dry run)
   strata cache ls [--json]            list the local layer cache
   strata cache prune [--older-than DURATION] [--max-size SIZE]
@@ -225,7 +225,7 @@ func openSession(ctx context.Context, sf storeFlags, opts ...builder.Option) (*b
 
 const buildUsage = `Usage: strata build [flags] [CONTEXT]
 
-Builds CONTEXT/Dockerfile (or -f FILE, or --spec FILE), prints the progress
+Builds CONTEXT/Containerfile, else CONTEXT/Dockerfile (or -f FILE, or --spec FILE), prints the progress
 to stderr and the image ID to stdout. Flags:
 `
 
@@ -253,8 +253,8 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		forceBuild, cacheAuthEnv, pushAuthEnv, insecure                          bool
 		sf                                                                       storeFlags
 	)
-	fs.StringVar(&file, "f", "", "the Dockerfile (default: CONTEXT/Dockerfile)")
-	fs.StringVar(&file, "file", "", "the Dockerfile (default: CONTEXT/Dockerfile)")
+	fs.StringVar(&file, "f", "", "the Dockerfile (default: CONTEXT/Containerfile, else CONTEXT/Dockerfile)")
+	fs.StringVar(&file, "file", "", "the Dockerfile (default: CONTEXT/Containerfile, else CONTEXT/Dockerfile)")
 	fs.StringVar(&specFile, "spec", "", "build from this spec file (YAML or JSON; see package spec) instead of a Dockerfile")
 	fs.Var(&tags, "tag", "name the image in the store (repeatable)")
 	fs.Var(&tags, "t", "short for --tag")
@@ -334,7 +334,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		}
 	} else {
 		if file == "" {
-			file = filepath.Join(contextDir, "Dockerfile")
+			file = defaultDockerfile(contextDir)
 		}
 		var opts []builder.DockerfileOption
 		opts = append(opts, builder.ContextDir(contextDir))
@@ -678,3 +678,13 @@ func humanSize(n int64) string {
 }
 
 func short(id string) string { return id[:min(12, len(id))] }
+
+// defaultDockerfile is CONTEXT/Containerfile when there is one (Buildah's
+// and Podman's default name), else CONTEXT/Dockerfile.
+func defaultDockerfile(contextDir string) string {
+	cf := filepath.Join(contextDir, "Containerfile")
+	if st, err := os.Stat(cf); err == nil && st.Mode().IsRegular() {
+		return cf
+	}
+	return filepath.Join(contextDir, "Dockerfile")
+}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -66,5 +68,18 @@ func TestUsageErrors(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "130") {
 		t.Errorf("help exited %d:\n%s", code, out.String())
+	}
+}
+
+func TestDefaultDockerfile(t *testing.T) {
+	dir := t.TempDir()
+	if got := defaultDockerfile(dir); got != filepath.Join(dir, "Dockerfile") {
+		t.Errorf("no file: %s", got)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Containerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := defaultDockerfile(dir); got != filepath.Join(dir, "Containerfile") {
+		t.Errorf("with a Containerfile: %s", got)
 	}
 }
