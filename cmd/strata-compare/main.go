@@ -218,7 +218,8 @@ func (c config) jobs() ([]job, error) {
 	if c.context == "" {
 		return nil, errors.New("-corpus needs -context")
 	}
-	// The corpus's context is copied, with a tar archive for ADD to unpack.
+	// The corpus's context is copied, with tar archives (plain and gzip)
+	// for ADD to unpack.
 	ctxDir := filepath.Join(c.work, "context")
 	if err := os.MkdirAll(ctxDir, 0o755); err != nil {
 		return nil, err
@@ -228,6 +229,11 @@ func (c config) jobs() ([]job, error) {
 	}
 	if err := writeFilesTar(filepath.Join(ctxDir, "files.tar")); err != nil {
 		return nil, err
+	}
+	gz := exec.Command("sh", "-c", "gzip -n -c files.tar > files.tar.gz")
+	gz.Dir = ctxDir
+	if out, err := gz.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("gzip: %v: %s", err, out)
 	}
 	files, err := filepath.Glob(filepath.Join(c.corpus, "*.Dockerfile"))
 	if err != nil {
