@@ -122,7 +122,8 @@ bench:
 	if [ "$$(id -u)" = 0 ]; then su $(TEST_USER) -c "$$cmd"; else bash -c "$$cmd"; fi
 
 # strata and `buildah bud --layers` build the same Dockerfile; their root
-# filesystems and configs are compared (times ignored) and both are timed.
+# filesystems and configs are compared (times ignored) and both commands
+# are timed (a process per build on each side).
 # Without DOCKERFILE, every file of the Dockerfile corpus is built with the
 # corpus context. BASES="name=rootfs.tar ..." serves FROM names (busybox is
 # made from the host's busybox-static); EDIT=file adds a timed rebuild after
@@ -140,7 +141,8 @@ COMPARE_ARGS = $(if $(DOCKERFILE),-dockerfile $(abspath $(DOCKERFILE)) $(if $(CO
 compare-buildah:
 	@mkdir -p $(WORK) && chmod 1777 $(WORK)
 	$(GO) build -tags '$(TAGS)' -o $(WORK)/compare ./cmd/strata-compare
-	@cmd='cd $(WORK) && ./compare -work $(WORK)/compare-run $(COMPARE_ARGS)'; \
+	$(GO) build -tags '$(TAGS)' -o $(WORK)/strata ./cmd/strata
+	@cmd='cd $(WORK) && ./compare -work $(WORK)/compare-run -cli $(WORK)/strata $(COMPARE_ARGS)'; \
 	if [ "$$(id -u)" = 0 ]; then su $(TEST_USER) -c "$$cmd"; else bash -c "$$cmd"; fi
 
 clean:

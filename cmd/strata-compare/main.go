@@ -5,7 +5,9 @@
 // (Env, WorkingDir, User, Entrypoint, Cmd, Labels without buildah's own
 // version label, ExposedPorts, Volumes, StopSignal, and the Author). It also times a cold
 // build and a no-change rebuild on each side, and with -edit a rebuild
-// after appending a line to one context file.
+// after appending a line to one context file. strata's side runs through
+// the library (a session per build) or, with -cli, through the strata
+// command (a process per build, as buildah's side is).
 //
 // One Dockerfile:
 //
@@ -64,6 +66,7 @@ func main() {
 	flag.StringVar(&c.context, "context", "", "build context (default: the Dockerfile's directory)")
 	flag.StringVar(&c.target, "target", "", "stage to build")
 	flag.StringVar(&c.edit, "edit", "", "a context file to append a line to before a third build (timed)")
+	flag.StringVar(&c.cli, "cli", "", "build strata's side with this strata command, a process per build as on buildah's side (default: the library, a session per build)")
 	flag.StringVar(&c.work, "work", "/tmp/strata-compare", "scratch directory (emptied first)")
 	flag.BoolVar(&c.verbose, "v", false, "print each side's build output when it fails")
 	flag.Var(&bases, "base", "NAME=ROOTFS.tar: FROM NAME uses this rootfs tarball (repeatable)")
@@ -98,9 +101,9 @@ func kv(l []string) map[string]string {
 }
 
 type config struct {
-	dockerfile, corpus, context, target, edit, work string
-	verbose                                         bool
-	bases, args, secrets                            map[string]string
+	dockerfile, corpus, context, target, edit, work, cli string
+	verbose                                              bool
+	bases, args, secrets                                 map[string]string
 }
 
 // job is one Dockerfile to build on both sides.
@@ -147,8 +150,9 @@ func run(c config) (bool, error) {
 		return false, err
 	}
 	ctx := context.Background()
-	s, err := builder.Open(ctx, builder.WithStore(filepath.Join(c.work, "strata", "graph"), filepath.Join(c.work, "strata", "run")),
-		builder.WithCacheMountDir(filepath.Join(c.work, "strata", "mounts")))
+	st := strataSide{ctx: ctx, cli: c.cli, graph: filepath.Join(c.work, "strata", "graph"), runroot: filepath.Join(c.work, "strata", "run"),
+		mounts: filepath.Join(c.work, "strata", "mounts"), bases: c.bases, images: map[string]builder.Image{}}
+	s, err := st.open()
 	if err != nil {
 		return false, err
 	}
@@ -168,13 +172,12 @@ func run(c config) (bool, error) {
 		return false, err
 	}
 	defer os.RemoveAll(layout)
-	baseImages := map[string]builder.Image{}
 	for _, name := range slices.Sorted(maps.Keys(c.bases)) {
 		img := builder.FromArchive(c.bases[name])
 		if _, err := s.Build(ctx, img, builder.ExportTo("oci:"+layout+":"+name)); err != nil {
 			return false, fmt.Errorf("base %s: %w", name, err)
 		}
-		baseImages[name] = builder.FromOCILayout(layout + ":" + name)
+		st.images[name] = builder.FromOCILayout(layout + ":" + name)
 		id, err := b.run("pull", "-q", "oci:"+layout+":"+name)
 		if err != nil {
 			return false, fmt.Errorf("buildah pull of base %s: %w", name, err)
@@ -191,7 +194,7 @@ func run(c config) (bool, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return false, err
 		}
-		o.strataErr = buildStrata(ctx, s, j, baseImages, dir, &o.strata, c.edit)
+		o.strataErr = st.build(j, dir, &o.strata, c.edit)
 		o.buildahErr = b.build(j, dir, &o.buildah, c.edit)
 		if o.strataErr == nil && o.buildahErr == nil {
 			o.diffs, err = compare(dir)
@@ -266,45 +269,104 @@ func (c config) jobs() ([]job, error) {
 	return jobs, nil
 }
 
-func buildStrata(ctx context.Context, s *builder.Session, j job, bases map[string]builder.Image, dir string, t *timings, edit string) error {
+// strataSide builds jobs with strata: through the library (one session per
+// build on one store) or, with -cli, through the strata command (a process
+// per build, as on buildah's side).
+type strataSide struct {
+	ctx     context.Context
+	cli     string
+	graph   string
+	runroot string
+	mounts  string
+	bases   map[string]string        // FROM name -> rootfs tarball (for the command)
+	images  map[string]builder.Image // FROM name -> image (for the library)
+}
+
+func (st strataSide) open() (*builder.Session, error) {
+	return builder.Open(st.ctx, builder.WithStore(st.graph, st.runroot), builder.WithCacheMountDir(st.mounts))
+}
+
+// once runs one build of j, exporting the image to export when it is set.
+func (st strataSide) once(j job, export string, out *bytes.Buffer) error {
+	if st.cli != "" {
+		args := []string{"build", "--store", st.graph, "--runroot", st.runroot, "--progress=plain", "-f", j.dockerfile}
+		for _, name := range slices.Sorted(maps.Keys(st.bases)) {
+			args = append(args, "--build-context", name+"=archive:"+st.bases[name])
+		}
+		for _, k := range slices.Sorted(maps.Keys(j.args)) {
+			args = append(args, "--build-arg", k+"="+j.args[k])
+		}
+		if j.target != "" {
+			args = append(args, "--target", j.target)
+		}
+		env := os.Environ()
+		for i, id := range slices.Sorted(maps.Keys(j.secrets)) {
+			v := fmt.Sprintf("STRATA_COMPARE_SECRET_%d", i)
+			args = append(args, "--secret", "id="+id+",env="+v)
+			env = append(env, v+"="+j.secrets[id])
+		}
+		if export != "" {
+			args = append(args, "--output", export)
+		}
+		cmd := exec.Command(st.cli, append(args, j.context)...)
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("strata build: %w", err)
+		}
+		return nil
+	}
 	opts := []builder.DockerfileOption{builder.ContextDir(j.context), builder.BuildArgs(j.args)}
 	if j.target != "" {
 		opts = append(opts, builder.Target(j.target))
 	}
-	for name, img := range bases {
+	for name, img := range st.images {
 		opts = append(opts, builder.BuildContext(name, img))
 	}
 	if len(j.secrets) > 0 {
 		opts = append(opts, builder.WithSecrets(builder.SecretFromMap("compare", j.secrets)))
 	}
-	img := builder.FromDockerfile(j.dockerfile, opts...)
+	bo := []builder.BuildOption{builder.WithOutput(out)}
+	if export != "" {
+		bo = append(bo, builder.ExportTo(export))
+	}
+	s, err := st.open()
+	if err != nil {
+		return err
+	}
+	_, err = s.Build(st.ctx, builder.FromDockerfile(j.dockerfile, opts...), bo...)
+	if cerr := s.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("closing the session: %w", cerr)
+	}
+	return err
+}
+
+// build times a cold build and a no-change rebuild, exports the image
+// (untimed) and, with edit, times a rebuild after editing that file.
+func (st strataSide) build(j job, dir string, t *timings, edit string) error {
 	var out bytes.Buffer
-	build := func(d *time.Duration, export bool) error {
-		bo := []builder.BuildOption{builder.WithOutput(&out)}
-		if export {
-			bo = append(bo, builder.ExportTo("oci:"+filepath.Join(dir, "strata")+":out"))
-		}
+	build := func(d *time.Duration, export string) error {
 		t0 := time.Now()
-		_, err := s.Build(ctx, img, bo...)
+		err := st.once(j, export, &out)
 		*d = time.Since(t0)
 		if err != nil {
 			return fmt.Errorf("%w\n%s", err, tail(out.String()))
 		}
 		return nil
 	}
-	if err := build(&t.cold, false); err != nil {
+	if err := build(&t.cold, ""); err != nil {
 		return err
 	}
-	if err := build(&t.warm, false); err != nil {
+	if err := build(&t.warm, ""); err != nil {
 		return err
 	}
 	var export time.Duration
-	if err := build(&export, true); err != nil {
+	if err := build(&export, "oci:"+filepath.Join(dir, "strata")+":out"); err != nil {
 		return err
 	}
 	if edit != "" {
 		defer restore(filepath.Join(j.context, edit))()
-		return build(&t.edit, false)
+		return build(&t.edit, "")
 	}
 	return nil
 }
