@@ -206,7 +206,7 @@ func openStoreAt(t *testing.T, root string) *builder.Session {
 	t.Helper()
 	s, err := builder.Open(context.Background(), builder.WithStore(filepath.Join(root, "graph"), filepath.Join(root, "run")))
 	if err != nil {
-		t.Fatalf("opening the store after the kill: %v", err)
+		t.Fatalf("opening the store at %s: %v", root, err)
 	}
 	return s
 }
