@@ -127,7 +127,7 @@ bench:
 # Without DOCKERFILE, every file of the Dockerfile corpus is built with the
 # corpus context. BASES="name=rootfs.tar ..." serves FROM names (busybox is
 # made from the host's busybox-static); EDIT=file adds a timed rebuild after
-# appending a line to that context file; COMPARE_FLAGS passes anything else
+# appending an empty line to that file (in a copy of the context); COMPARE_FLAGS passes anything else
 # (-build-arg K=V, -target S, -secret ID=V, -v).
 DOCKERFILE ?=
 CONTEXT ?=

@@ -5,7 +5,8 @@
 // (Env, WorkingDir, User, Entrypoint, Cmd, Labels without buildah's own
 // version label, ExposedPorts, Volumes, StopSignal, and the Author). It also times a cold
 // build and a no-change rebuild on each side, and with -edit a rebuild
-// after appending a line to one context file. strata's side runs through
+// after appending an empty line to one context file (in a copy of the
+// context). strata's side runs through
 // the library (a session per build) or, with -cli, through the strata
 // command (a process per build, as buildah's side is).
 //
@@ -65,7 +66,7 @@ func main() {
 	flag.StringVar(&c.corpus, "corpus", "", "a directory of *.Dockerfile files to build one by one")
 	flag.StringVar(&c.context, "context", "", "build context (default: the Dockerfile's directory)")
 	flag.StringVar(&c.target, "target", "", "stage to build")
-	flag.StringVar(&c.edit, "edit", "", "a context file to append a line to before a third build (timed)")
+	flag.StringVar(&c.edit, "edit", "", "a context file (relative to the context) to append an empty line to, in a copy of the context, before a third, timed build")
 	flag.StringVar(&c.cli, "cli", "", "build strata's side with this strata command, a process per build as on buildah's side (default: the library, a session per build)")
 	flag.StringVar(&c.work, "work", "/tmp/strata-compare", "scratch directory (emptied first)")
 	flag.BoolVar(&c.verbose, "v", false, "print each side's build output when it fails")
@@ -216,6 +217,17 @@ func (c config) jobs() ([]job, error) {
 		if ctxDir == "" {
 			ctxDir = filepath.Dir(c.dockerfile)
 		}
+		if c.edit != "" {
+			// Edits go to a copy: the caller's files are never changed.
+			cp := filepath.Join(c.work, "context")
+			if err := os.MkdirAll(cp, 0o755); err != nil {
+				return nil, err
+			}
+			if out, err := exec.Command("cp", "-a", ctxDir+"/.", cp+"/").CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("copying the context: %v: %s", err, out)
+			}
+			ctxDir = cp
+		}
 		return []job{{name: c.dockerfile, dockerfile: c.dockerfile, context: ctxDir, args: c.args, target: c.target, secrets: c.secrets}}, nil
 	}
 	if c.context == "" {
@@ -365,20 +377,27 @@ func (st strataSide) build(j job, dir string, t *timings, edit string) error {
 		return err
 	}
 	if edit != "" {
-		defer restore(filepath.Join(j.context, edit))()
+		undo, err := edited(filepath.Join(j.context, edit))
+		if err != nil {
+			return err
+		}
+		defer undo()
 		return build(&t.edit, "")
 	}
 	return nil
 }
 
-// restore appends a line to a context file and returns what puts it back.
-func restore(p string) func() {
+// edited appends an empty line to a context file (a change no language
+// minds) and returns what puts it back.
+func edited(p string) (func(), error) {
 	old, err := os.ReadFile(p)
 	if err != nil {
-		return func() {}
+		return nil, fmt.Errorf("-edit: %w", err)
 	}
-	_ = os.WriteFile(p, append(slices.Clone(old), []byte("# edited by strata-compare\n")...), 0o644)
-	return func() { _ = os.WriteFile(p, old, 0o644) }
+	if err := os.WriteFile(p, append(slices.Clone(old), '\n'), 0o644); err != nil {
+		return nil, fmt.Errorf("-edit: %w", err)
+	}
+	return func() { _ = os.WriteFile(p, old, 0o644) }, nil
 }
 
 func tail(s string) string {
@@ -463,7 +482,11 @@ func (b *buildah) build(j job, dir string, t *timings, edit string) error {
 		return err
 	}
 	if edit != "" {
-		defer restore(filepath.Join(j.context, edit))()
+		undo, err := edited(filepath.Join(j.context, edit))
+		if err != nil {
+			return err
+		}
+		defer undo()
 		return build(&t.edit)
 	}
 	return nil
