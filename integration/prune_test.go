@@ -25,47 +25,18 @@ func TestPruneWhileBuilding(t *testing.T) {
 	base := builder.FromArchive(busyboxTar(t)).
 		RunCommands([]string{"echo one > /one"}).
 		RunCommands([]string{"echo two > /two"})
-	done := make(chan struct{})
 	var removed, busy, deleted int
-	var pruneErr error
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			rep, err := s.PruneCache(ctx, builder.PruneOptions{MaxSize: 0})
-			if err != nil {
-				pruneErr = err
-				return
-			}
-			removed += len(rep.Removed)
-			busy += len(rep.Busy)
-			deleted += len(rep.DeletedImages)
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-	for i := 0; i < 8; i++ {
-		img := base.RunCommands([]string{fmt.Sprintf("echo %d > /n", i%3)}).RunCommands([]string{"cat /one /two /n > /all"})
-		res, err := s.Build(ctx, img)
+	buildWhilePruning(t, s, base, func() error {
+		rep, err := s.PruneCache(ctx, builder.PruneOptions{MaxSize: 0})
 		if err != nil {
-			close(done)
-			wg.Wait()
-			t.Fatalf("build %d while pruning: %v", i, err)
+			return err
 		}
-		if got := readFromImage(t, s, res.ImageID, "all"); got != fmt.Sprintf("one\ntwo\n%d\n", i%3) {
-			t.Errorf("build %d: /all = %q", i, got)
-		}
-	}
-	close(done)
-	wg.Wait()
-	if pruneErr != nil {
-		t.Fatalf("prune: %v", pruneErr)
-	}
+		removed += len(rep.Removed)
+		busy += len(rep.Busy)
+		deleted += len(rep.DeletedImages)
+		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
 	t.Logf("8 builds while pruning: %d entries removed, %d skipped as in use, %d images deleted", removed, busy, deleted)
 	if removed == 0 {
 		t.Error("prune removed nothing")
@@ -91,8 +62,34 @@ func TestPruneFromAnotherProcess(t *testing.T) {
 		RunCommands([]string{"echo one > /one"}).
 		RunCommands([]string{"echo two > /two"})
 	removedLine := regexp.MustCompile(`^removed ([0-9]+) entries, deleted ([0-9]+) images`)
-	done := make(chan struct{})
 	var prunes, removed, deleted int
+	buildWhilePruning(t, s, base, func() error {
+		out, err := exec.Command(bin, "cache", "prune", "--max-size", "0", "--store", graph, "--runroot", run).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("strata cache prune: %v\n%s", err, out)
+		}
+		prunes++
+		if m := removedLine.FindStringSubmatch(string(out)); m != nil {
+			r, _ := strconv.Atoi(m[1])
+			d, _ := strconv.Atoi(m[2])
+			removed, deleted = removed+r, deleted+d
+		}
+		return nil
+	})
+	t.Logf("8 builds while %d prune processes ran: %d entries removed, %d images deleted", prunes, removed, deleted)
+	if prunes == 0 || removed == 0 {
+		t.Errorf("%d prune processes removed %d entries; want some removed", prunes, removed)
+	}
+}
+
+// buildWhilePruning runs 8 builds that reuse and extend base while prune
+// runs over and over on another goroutine until they end; each build must
+// succeed with the right files. prune's first error stops it and fails
+// the test.
+func buildWhilePruning(t *testing.T, s *builder.Session, base builder.Image, prune func() error) {
+	t.Helper()
+	ctx := context.Background()
+	done := make(chan struct{})
 	var pruneErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -104,16 +101,9 @@ func TestPruneFromAnotherProcess(t *testing.T) {
 				return
 			default:
 			}
-			out, err := exec.Command(bin, "cache", "prune", "--max-size", "0", "--store", graph, "--runroot", run).CombinedOutput()
-			if err != nil {
-				pruneErr = fmt.Errorf("strata cache prune: %v\n%s", err, out)
+			if err := prune(); err != nil {
+				pruneErr = err
 				return
-			}
-			prunes++
-			if m := removedLine.FindStringSubmatch(string(out)); m != nil {
-				r, _ := strconv.Atoi(m[1])
-				d, _ := strconv.Atoi(m[2])
-				removed, deleted = removed+r, deleted+d
 			}
 		}
 	}()
@@ -123,7 +113,7 @@ func TestPruneFromAnotherProcess(t *testing.T) {
 		if err != nil {
 			close(done)
 			wg.Wait()
-			t.Fatalf("build %d while another process prunes: %v", i, err)
+			t.Fatalf("build %d while pruning: %v", i, err)
 		}
 		if got := readFromImage(t, s, res.ImageID, "all"); got != fmt.Sprintf("one\ntwo\n%d\n", i%3) {
 			t.Errorf("build %d: /all = %q", i, got)
@@ -132,10 +122,6 @@ func TestPruneFromAnotherProcess(t *testing.T) {
 	close(done)
 	wg.Wait()
 	if pruneErr != nil {
-		t.Fatal(pruneErr)
-	}
-	t.Logf("8 builds while %d prune processes ran: %d entries removed, %d images deleted", prunes, removed, deleted)
-	if prunes == 0 || removed == 0 {
-		t.Errorf("%d prune processes removed %d entries; want some removed", prunes, removed)
+		t.Fatalf("prune: %v", pruneErr)
 	}
 }

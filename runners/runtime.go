@@ -13,6 +13,7 @@ import (
 	"go.podman.io/buildah"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
+	"go.podman.io/storage/pkg/homedir"
 	"go.podman.io/storage/pkg/unshare"
 )
 
@@ -80,11 +81,17 @@ func Open(cfg Config) (*Runtime, error) {
 		opts.RunRoot = cfg.RunRoot
 	}
 	if os.Getenv("XDG_RUNTIME_DIR") == "" {
-		// runc keeps its state under XDG_RUNTIME_DIR; without logind it is unset.
-		if err := os.MkdirAll(opts.RunRoot, 0o700); err != nil {
-			return nil, fmt.Errorf("creating run root: %w", err)
+		// runc keeps its state under XDG_RUNTIME_DIR; without logind it is
+		// unset. Take the directory containers/storage itself falls back
+		// to (/run/user/UID, else $TMPDIR/storage-run-UID, owned by the
+		// user and private): it outlives any one store, so programs this
+		// process starts later (which inherit the variable) never find it
+		// pointing at a store's run root that was deleted.
+		dir, err := homedir.GetRuntimeDir()
+		if err != nil {
+			return nil, fmt.Errorf("no runtime directory for runc (set XDG_RUNTIME_DIR to a private directory): %w", err)
 		}
-		os.Setenv("XDG_RUNTIME_DIR", opts.RunRoot)
+		os.Setenv("XDG_RUNTIME_DIR", dir)
 	}
 	drivers := []string{cfg.Driver}
 	if cfg.Driver == "" {

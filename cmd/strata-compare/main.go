@@ -353,38 +353,47 @@ func (st strataSide) once(j job, export string, out *bytes.Buffer) error {
 	return err
 }
 
-// build times a cold build and a no-change rebuild, exports the image
-// (untimed) and, with edit, times a rebuild after editing that file.
+// build builds j as timed says, exporting the image to dir/strata.
 func (st strataSide) build(j job, dir string, t *timings, edit string) error {
 	var out bytes.Buffer
-	build := func(d *time.Duration, export string) error {
-		t0 := time.Now()
-		err := st.once(j, export, &out)
-		*d = time.Since(t0)
-		if err != nil {
+	once := func(export string) error {
+		if err := st.once(j, export, &out); err != nil {
 			return fmt.Errorf("%w\n%s", err, tail(out.String()))
 		}
 		return nil
 	}
-	if err := build(&t.cold, ""); err != nil {
+	return timed(t, j, edit, func() error { return once("") },
+		func() error { return once("oci:" + filepath.Join(dir, "strata") + ":out") })
+}
+
+// timed is the sequence both sides run: a cold build and a no-change
+// rebuild, timed; the export, untimed; and with edit, a rebuild after
+// editing that context file, timed.
+func timed(t *timings, j job, edit string, build, export func() error) error {
+	run := func(d *time.Duration) error {
+		t0 := time.Now()
+		err := build()
+		*d = time.Since(t0)
 		return err
 	}
-	if err := build(&t.warm, ""); err != nil {
+	if err := run(&t.cold); err != nil {
 		return err
 	}
-	var export time.Duration
-	if err := build(&export, "oci:"+filepath.Join(dir, "strata")+":out"); err != nil {
+	if err := run(&t.warm); err != nil {
 		return err
 	}
-	if edit != "" {
-		undo, err := edited(filepath.Join(j.context, edit))
-		if err != nil {
-			return err
-		}
-		defer undo()
-		return build(&t.edit, "")
+	if err := export(); err != nil {
+		return err
 	}
-	return nil
+	if edit == "" {
+		return nil
+	}
+	undo, err := edited(filepath.Join(j.context, edit))
+	if err != nil {
+		return err
+	}
+	defer undo()
+	return run(&t.edit)
 }
 
 // edited appends an empty line to a context file (a change no language
@@ -466,30 +475,13 @@ func (b *buildah) build(j job, dir string, t *timings, edit string) error {
 		args = append(args, "--secret", "id="+id+",src="+p)
 	}
 	args = append(args, j.context)
-	build := func(d *time.Duration) error {
-		t0 := time.Now()
+	return timed(t, j, edit, func() error {
 		_, err := b.run(args...)
-		*d = time.Since(t0)
 		return err
-	}
-	if err := build(&t.cold); err != nil {
+	}, func() error {
+		_, err := b.run("push", "--quiet", tag, "oci:"+filepath.Join(dir, "buildah")+":out")
 		return err
-	}
-	if err := build(&t.warm); err != nil {
-		return err
-	}
-	if _, err := b.run("push", "--quiet", tag, "oci:"+filepath.Join(dir, "buildah")+":out"); err != nil {
-		return err
-	}
-	if edit != "" {
-		undo, err := edited(filepath.Join(j.context, edit))
-		if err != nil {
-			return err
-		}
-		defer undo()
-		return build(&t.edit)
-	}
-	return nil
+	})
 }
 
 func compare(dir string) ([]imagediff.Difference, error) {
