@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stratabuild/strata/builder"
@@ -199,6 +200,61 @@ func TestRemoteCacheTwoStores(t *testing.T) {
 	}
 	if got := readFromImage(t, b, res.ImageID, "w/last"); got != "v2\n" {
 		t.Fatalf("/w/last = %q", got)
+	}
+}
+
+// TestRemoteCacheConcurrentWriters: two runners with empty stores build
+// the same image at the same time, both reading and writing one cache
+// repository, so each key's tag is pushed twice at once. Both succeed
+// without a cache note, and a third empty runner then takes every step
+// from the registry (every blob checked against its digest) and gets the
+// same files.
+func TestRemoteCacheConcurrentWriters(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	reg := startRegistry(t)
+	repo := reg + "/cache/shared"
+	img := remoteRecipe(busyboxTar(t), "v1")
+	type run struct {
+		res *builder.Result
+		out bytes.Buffer
+		err error
+	}
+	runs := make([]*run, 2)
+	sessions := make([]*builder.Session, 2)
+	var wg sync.WaitGroup
+	for i := range runs {
+		runs[i] = &run{}
+		sessions[i] = openSession(t, builder.WithInsecureRegistries())
+		wg.Add(1)
+		go func(r *run, s *builder.Session) {
+			defer wg.Done()
+			r.res, r.err = s.Build(ctx, img, builder.CacheFrom(repo), builder.CacheTo(repo), builder.WithOutput(&r.out))
+		}(runs[i], sessions[i])
+	}
+	wg.Wait()
+	for i, r := range runs {
+		if r.err != nil {
+			t.Fatalf("runner %d: %v\n%s", i, r.err, r.out.String())
+		}
+		if n := notes(r.out.String(), "cache-"); len(n) != 0 {
+			t.Errorf("runner %d printed cache notes: %q", i, n)
+		}
+		t.Logf("runner %d: %s", i, stepFlags(r.res))
+	}
+	c := openSession(t, builder.WithInsecureRegistries())
+	var outC bytes.Buffer
+	resC, err := c.Build(ctx, img, builder.CacheFrom(repo), builder.WithOutput(&outC))
+	if err != nil {
+		t.Fatalf("runner C: %v\n%s", err, outC.String())
+	}
+	if f := stepFlags(resC); f != "MMMMMM" {
+		t.Fatalf("runner C: %s, want every step from the registry\n%s", f, outC.String())
+	}
+	for _, name := range []string{"w/1", "w/seq", "w/sum", "w/last"} {
+		if got, want := readFromImage(t, c, resC.ImageID, name), readFromImage(t, sessions[0], runs[0].res.ImageID, name); got != want {
+			t.Errorf("runner C: /%s = %q, runner 0 has %q", name, got, want)
+		}
 	}
 }
 
