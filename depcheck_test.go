@@ -7,8 +7,10 @@ import (
 )
 
 // TestDependencies enforces the architecture: layers, mount, gpu, cloudauth
-// and pkg/ never import Buildah; pkg/ imports nothing from strata; nothing
-// imports cmd/.
+// and pkg/ never import Buildah; pkg/ imports nothing from strata;
+// dockerfile/ (a pure translation) imports nothing from strata but mount/;
+// builder reaches Buildah only through runners/, never importing it
+// itself; nothing imports cmd/.
 func TestDependencies(t *testing.T) {
 	const mod = "github.com/stratabuild/strata/"
 	deps := func(t *testing.T, pkg string) []string {
@@ -30,6 +32,11 @@ func TestDependencies(t *testing.T) {
 			t.Errorf("pkg/ depends on %s", d)
 		}
 	}
+	for _, d := range deps(t, "./dockerfile/...") {
+		if strings.HasPrefix(d, mod) && !strings.HasPrefix(d, mod+"dockerfile") && !strings.HasPrefix(d, mod+"mount") {
+			t.Errorf("dockerfile/ depends on %s", d)
+		}
+	}
 	out, err := exec.Command("go", "list", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs seccomp",
 		"-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...").Output()
 	if err != nil {
@@ -40,6 +47,9 @@ func TestDependencies(t *testing.T) {
 		for _, imp := range f[1:] {
 			if strings.HasPrefix(imp, mod+"cmd/") {
 				t.Errorf("%s imports %s", f[0], imp)
+			}
+			if strings.HasPrefix(f[0], mod+"builder") && strings.HasPrefix(imp, "go.podman.io/buildah") {
+				t.Errorf("%s imports %s: builder reaches Buildah through runners/", f[0], imp)
 			}
 		}
 	}

@@ -238,6 +238,13 @@ func Micromamba(pythonVersion string, opts ...BaseOption) Image {
 	if err = checkPythonVersion(pythonVersion); err != nil {
 		return newBase("Micromamba", runners.Base{Kind: runners.BaseRegistry, Ref: MicromambaImage}, err)
 	}
+	var bo baseOptions
+	for _, o := range opts {
+		o.applyBase(&bo)
+	}
+	if err = bo.check("Micromamba", "WithRegistryAuth"); err != nil {
+		return newBase("Micromamba", runners.Base{Kind: runners.BaseRegistry, Ref: MicromambaImage}, err)
+	}
 	img := FromRegistry(MicromambaImage, opts...)
 	img.n.base.method = "Micromamba"
 	return img.MicromambaInstall([]string{"python=" + pythonVersion}, Channels("conda-forge"))

@@ -26,6 +26,31 @@
 //		...
 //	}
 //
+// # Signals
+//
+// A program needs nothing more than InitReexec to be stopped cleanly. While
+// a Build runs, SIGINT, SIGTERM and SIGHUP (what a terminal, a CI runner,
+// docker stop, Kubernetes and systemd send) cancel it: the running step is
+// stopped, nothing is recorded or tagged for it, no working container or run
+// directory is left, and background pushes are abandoned (a half-sent push
+// leaves no tag). When every build that was running has cleaned up, the
+// process exits with the status a shell reports for the signal (130, 143
+// or 129), as the signal would have ended it without strata. A second
+// signal, a second or more after the first, exits at once. After each
+// Build these signals have their default action again (Buildah can leave a
+// handler registered that would swallow them). A program that handles
+// them itself (signal.NotifyContext, a SIGHUP to reload) passes
+// WithoutSignalHandling and cancels the context it gives Build; Build's
+// error then satisfies errors.Is(err, context.Canceled).
+//
+// However the program ends (SIGKILL, OOM, os.Exit), nothing of its build
+// outlives it by more than a moment: the user-namespace copy of the program
+// dies with the process that started it (the kernel's parent-death signal,
+// checked after it is set), and every open Session has a guard process, in
+// a session of its own, that notices the program's death, stops the step
+// running under the OCI runtime and removes its working container and run
+// directory. The next Open reaps anything else a killed build left.
+//
 // # Build requirements
 //
 // cgo is required, with the build tags

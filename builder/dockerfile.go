@@ -13,7 +13,6 @@ import (
 	"github.com/moby/patternmatcher/ignorefile"
 
 	"github.com/stratabuild/strata/dockerfile"
-	"github.com/stratabuild/strata/gpu"
 	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/mount"
 	"github.com/stratabuild/strata/runners"
@@ -42,18 +41,42 @@ type dfOption func(*dfOptions)
 
 func (f dfOption) applyDockerfile(o *dfOptions) { f(o) }
 
-func (f runOption) applyDockerfile(o *dfOptions)  { f(&o.run) }
+// applyDockerfile takes GPU and WithSecrets for every RUN; WithEnv and
+// CacheMount have Dockerfile spellings of their own, and are refused.
+func (f runOption) applyDockerfile(o *dfOptions) {
+	var probe stepOptions
+	f(&probe)
+	switch {
+	case probe.env != nil:
+		o.err = errors.New("WithEnv does not apply to a Dockerfile: use BuildArgs with ARG, or ENV")
+	case len(probe.mounts) > 0:
+		name := "CacheMount"
+		if probe.mounts[0].sharing == "locked" {
+			name = "LockedCacheMount"
+		}
+		o.err = fmt.Errorf("%s does not apply to a Dockerfile: use RUN --mount=type=cache,target=DIR", name)
+	default:
+		f(&o.run)
+	}
+}
+
 func (f stepOption) applyDockerfile(o *dfOptions) { f(&o.run) }
+
 func (f addOption) applyDockerfile(o *dfOptions) {
 	var ao addOptions
 	f(&ao)
-	if ao.copy || ao.pythonPath != nil || !ao.stepOptions.gpu.IsZero() {
-		o.err = errors.New("only Ignore of the AddLocalDir options applies to a Dockerfile")
+	switch {
+	case ao.copy:
+		o.err = errors.New("Copy does not apply to a Dockerfile (COPY and ADD always copy): of the AddLocalDir options only Ignore does")
+		return
+	case ao.pythonPath != nil:
+		o.err = errors.New("PythonPath does not apply to a Dockerfile: of the AddLocalDir options only Ignore does")
 		return
 	}
 	o.ignore = append(o.ignore, ao.ignore...)
 	o.ignoreSet = true
 }
+
 func (f baseOption) applyDockerfile(o *dfOptions) {
 	var bo baseOptions
 	f(&bo)
@@ -189,6 +212,8 @@ func (i Image) DockerfileCommands(cmds []string, opts ...DockerfileOption) Image
 		err = errors.New("no commands given")
 	case d.opts.target != "":
 		err = errors.New("Target applies to FromDockerfile only")
+	case d.opts.addPython != "":
+		err = errors.New("AddPython applies to FromDockerfile and registry bases: DockerfileCommands adds to an image that has its base already")
 	default:
 		err = dockerfile.Check([]byte("FROM scratch\n"+strings.Join(cmds, "\n")+"\n"), "DockerfileCommands")
 	}
@@ -471,202 +496,4 @@ func (t *dfTranslator) stage(st *dockerfile.Stage) (Image, error) {
 	}
 	t.stages[st] = img
 	return img, nil
-}
-
-// op adds one instruction's step.
-func (t *dfTranslator) op(img Image, st *dockerfile.Stage, op dockerfile.Op) (Image, error) {
-	s := &stepDef{method: op.Instruction, df: nil, desc: op.Source, pos: op.Pos.String()}
-	s.opts.force = t.d.opts.run.force
-	if st.Name != "" && t.d.method == "FromDockerfile" {
-		s.desc = "[" + st.Name + "] " + op.Source
-	}
-	switch op.Instruction {
-	case "RUN":
-		s.kind = layers.KindRun
-		s.opts = t.d.opts.run
-		s.args = op.Args
-		s.shell = op.Shell
-		s.exec = op.Exec
-		if s.exec {
-			s.shell = nil
-		}
-		if len(op.Env) > 0 {
-			s.env = map[string]string{}
-			for _, kv := range op.Env {
-				s.env[kv.Key] = kv.Value
-			}
-		}
-		if len(op.ProxyEnv) > 0 {
-			s.unkeyedEnv = map[string]string{}
-			for _, kv := range op.ProxyEnv {
-				s.unkeyedEnv[kv.Key] = kv.Value
-			}
-		}
-		if op.Network == "none" {
-			s.noNetwork = true
-		}
-		for _, d := range op.Devices {
-			switch d {
-			case "nvidia.com/gpu=all", "nvidia.com/gpu":
-				req, err := gpu.ParseRequest("all")
-				if err != nil {
-					return Image{}, err
-				}
-				s.opts.gpu = req
-			default:
-				return Image{}, &dockerfile.Error{Pos: op.Pos, Err: fmt.Errorf("RUN --device=%s: only nvidia.com/gpu=all is offered (strata makes the GPUs' CDI spec itself): %w", d, dockerfile.ErrUnsupported)}
-			}
-		}
-		for _, m := range op.Mounts {
-			rm := runMount{typ: m.Type, target: m.Target, source: m.Source, id: m.ID, sharing: m.Sharing,
-				readOnly: m.ReadOnly, required: m.Required, env: m.Env, mode: m.Mode, uid: m.UID, gid: m.GID}
-			if m.FromStage != nil || m.FromContext != "" || m.FromImage != "" {
-				if m.Type != "bind" {
-					return Image{}, &dockerfile.Error{Pos: op.Pos, Err: fmt.Errorf("RUN --mount=type=%s,from=...: only bind mounts can come from a stage or image: %w", m.Type, dockerfile.ErrUnsupported)}
-				}
-				var from Image
-				var err error
-				switch {
-				case m.FromStage != nil:
-					from, err = t.stage(m.FromStage)
-				case m.FromContext != "":
-					from, err = t.pe.expand(t.ctx, t.d.opts.contexts[m.FromContext])
-				default:
-					from = FromRegistry(m.FromImage)
-					err = from.Err()
-				}
-				if err != nil {
-					return Image{}, err
-				}
-				rm.from = &from
-				rm.source = filepathClean(m.Source)
-				s.mounts = append(s.mounts, rm)
-				continue
-			}
-			if m.Type == "bind" {
-				rm.source = filepathClean(m.Source)
-				rm.ctxDir = t.ctxDir
-				rm.ignore = t.ignore
-			}
-			s.mounts = append(s.mounts, rm)
-		}
-	case "ENV":
-		s.kind = layers.KindEnv
-		s.env = map[string]string{}
-		for _, kv := range op.KV {
-			s.env[kv.Key] = kv.Value
-		}
-	case "LABEL":
-		s.kind = layers.KindLabel
-		s.env = map[string]string{}
-		for _, kv := range op.KV {
-			s.env[kv.Key] = kv.Value
-		}
-	case "WORKDIR":
-		s.kind = layers.KindWorkdir
-		s.args = op.Args
-		s.mkdir = true
-	case "USER":
-		s.kind = layers.KindUser
-		s.args = op.Args
-	case "CMD":
-		s.kind = layers.KindCmd
-		s.args = op.Args
-	case "ENTRYPOINT":
-		s.kind = layers.KindEntrypoint
-		s.args = op.Args
-		s.resetCmd = op.ResetCmd
-	case "EXPOSE", "VOLUME", "STOPSIGNAL", "MAINTAINER":
-		s.kind = layers.KindConfig
-		s.args = append([]string{op.Instruction}, op.Args...)
-	case "SHELL":
-		// Later RUNs carry the shell in their own keys; OCI configs have
-		// no shell field.
-		return img.Shell(op.Args), nil
-	case "HEALTHCHECK":
-		t.pe.notes = append(t.pe.notes, fmt.Sprintf("%s: HEALTHCHECK is kept only in Docker-format images; strata writes OCI images (as buildah bud does by default), so it is not recorded", op.Pos))
-		return img, nil
-	case "ONBUILD", "ONBUILD-TRIGGERED":
-		// Triggers are kept in the label runners.OnBuildLabel (OCI configs
-		// have no ONBUILD field) and run when the image is a base.
-		s.kind = layers.KindConfig
-		s.args = append([]string{op.Instruction}, op.Args...)
-	case "COPY", "ADD":
-		c := op.Copy
-		s.kind = layers.KindCopy
-		cd := &copyDef{sources: c.Sources, dest: c.Dest, chown: c.Chown, chmod: c.Chmod, checksum: c.Checksum,
-			add: c.Add, inline: c.Inline, excludes: c.Excludes}
-		cd.extract = c.Add && (c.Unpack == nil || *c.Unpack)
-		cd.parents = c.Parents
-		switch {
-		case c.FromStage != nil:
-			from, err := t.stage(c.FromStage)
-			if err != nil {
-				return Image{}, err
-			}
-			cd.from, cd.fromDesc = &from, c.FromStage.Ref()
-		case c.FromContext != "":
-			from, err := t.pe.expand(t.ctx, t.d.opts.contexts[c.FromContext])
-			if err != nil {
-				return Image{}, err
-			}
-			cd.from, cd.fromDesc = &from, c.FromContext
-		case c.FromImage != "":
-			from := FromRegistry(c.FromImage)
-			if err := from.Err(); err != nil {
-				return Image{}, &dockerfile.Error{Pos: op.Pos, Err: err}
-			}
-			cd.from, cd.fromDesc = &from, c.FromImage
-		default:
-			cd.ctxDir = t.ctxDir
-			cd.ignore = t.ignore
-			cd.contextFiles = t.d.opts.contextFiles
-		}
-		s.copyDef = cd
-	default:
-		return Image{}, &dockerfile.Error{Pos: op.Pos, Err: fmt.Errorf("instruction %s: %w", op.Instruction, dockerfile.ErrUnsupported)}
-	}
-	out := img.push(s, nil)
-	if err := out.Err(); err != nil {
-		return Image{}, err
-	}
-	return out, nil
-}
-
-func filepathClean(p string) string {
-	c := filepath.ToSlash(filepath.Clean("/" + p))
-	return strings.TrimPrefix(c, "/")
-}
-
-// runMount is one RUN --mount of a Dockerfile step.
-type runMount struct {
-	typ, target, source, id, sharing string
-	readOnly, required               bool
-	env                              string
-	mode                             *uint64
-	uid, gid                         *uint64
-	// bind mounts from the context
-	ctxDir string
-	ignore []string
-	// bind mounts from another image
-	from *Image
-}
-
-// copyDef is a Dockerfile COPY or ADD.
-type copyDef struct {
-	sources      []string
-	inline       []dockerfile.Inline
-	dest         string
-	chown, chmod string
-	checksum     string
-	add, extract bool
-	parents      bool     // --parents: keep the sources' directories
-	excludes     []string // --exclude
-	// the build context (when from is nil)
-	ctxDir       string
-	ignore       []string
-	contextFiles map[string]string
-	// another image
-	from     *Image
-	fromDesc string
 }

@@ -198,3 +198,39 @@ func TestIgnoreFileOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestDockerfileRefusesRunOnlyOptions: WithEnv and CacheMount, which a
+// Dockerfile spells with ENV/ARG and RUN --mount, are errors naming the
+// step and the option, not silently dropped; GPU and WithSecrets apply.
+func TestDockerfileRefusesRunOnlyOptions(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	df := filepath.Join(dir, "Dockerfile")
+	if err := os.WriteFile(df, []byte("FROM scratch\nENV A=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := Scratch()
+	for _, tc := range []struct {
+		name string
+		img  Image
+		want string
+	}{
+		{"FromDockerfile WithEnv", FromDockerfile(df, WithEnv(map[string]string{"A": "1"})), "step 0 (FromDockerfile): WithEnv does not apply to a Dockerfile"},
+		{"FromDockerfile CacheMount", FromDockerfile(df, CacheMount("/root/.cache")), "step 0 (FromDockerfile): CacheMount does not apply to a Dockerfile"},
+		{"DockerfileCommands WithEnv", base.DockerfileCommands([]string{"RUN true"}, ContextDir(dir), WithEnv(map[string]string{"A": "1"})),
+			"step 1 (DockerfileCommands): WithEnv does not apply to a Dockerfile"},
+		{"DockerfileCommands LockedCacheMount", base.DockerfileCommands([]string{"RUN true"}, LockedCacheMount("/var/cache/apt")),
+			"step 1 (DockerfileCommands): LockedCacheMount does not apply to a Dockerfile"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := tc.img.Plan(context.Background())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Plan: %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := base.DockerfileCommands([]string{"ENV B=2"}, GPU("any"), WithSecrets(SecretFromMap("s", map[string]string{"K": "v"}))).Plan(context.Background()); err != nil {
+		t.Fatalf("GPU and WithSecrets on DockerfileCommands: %v", err)
+	}
+}

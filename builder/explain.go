@@ -15,6 +15,7 @@ const (
 	ReasonNoHistory = "no earlier build of this image in this cache"
 	ReasonForced    = "forced (ForceBuild)"
 	ReasonForcedEnv = "forced (" + EnvForceBuild + ")"
+	ReasonForcedAll = "forced (ForceBuildAll)"
 	ReasonGone      = "same inputs as an earlier build, but its cache entry is gone (pruned or deleted)"
 )
 
@@ -49,6 +50,12 @@ func (s *Session) Explain(ctx context.Context, img Image, opts ...BuildOption) (
 	var bo buildOptions
 	for _, o := range opts {
 		o.applyBuild(&bo)
+	}
+	if bo.err != nil {
+		return nil, bo.err
+	}
+	if err := bo.only("Explain (it reads WithTag only)", "WithTag"); err != nil {
+		return nil, err
 	}
 	p, err := s.Plan(ctx, img)
 	if err != nil {
@@ -111,8 +118,8 @@ func (ex *explainer) forced(i int) string {
 	switch {
 	case ex.forceBy < 0:
 		return ""
-	case ex.forceBy == i && envForce():
-		return ReasonForcedEnv
+	case ex.forceBy == i && ex.s.force != "":
+		return ex.s.force
 	case ex.forceBy == i:
 		return ReasonForced
 	}

@@ -78,6 +78,7 @@ func (i Image) RunFunction(f Function, args []string, opts ...RunOption) Image {
 		o.applyRun(&s.opts)
 	}
 	s.env = s.opts.env
+	s.mounts = s.opts.mounts
 	var err error
 	switch {
 	case f.name == "":

@@ -267,6 +267,8 @@ func (i Image) addLocal(method, local, remote string, dir bool, opts []AddOption
 	s.ignore = mount.NormalizePatterns(ao.ignore)
 	var err error
 	switch {
+	case ao.pythonPath != nil && method != "AddLocalPythonSource":
+		err = fmt.Errorf("PythonPath does not apply to %s: it is where AddLocalPythonSource looks for modules", method)
 	case local == "":
 		err = errors.New("local path is empty")
 	case !path.IsAbs(remote):

@@ -3,10 +3,10 @@ package builder
 import (
 	"context"
 	"errors"
+	"maps"
 
 	"os"
 	"slices"
-	"sort"
 	"sync"
 
 	"go.podman.io/image/v5/types"
@@ -36,7 +36,7 @@ const DefaultCacheMountsLimit = 1 << 30
 // for CacheTo (CacheAuth or auth.json). Failures are noted, never fatal.
 // Default: cache mounts stay on this machine.
 func CacheMountsTo(repo string) BuildOption {
-	return buildOption(func(o *buildOptions) {
+	return named("CacheMountsTo", func(o *buildOptions) {
 		n, err := runners.ParseCacheRepo(repo)
 		if err != nil {
 			o.mounts.err = err
@@ -51,7 +51,7 @@ func CacheMountsTo(repo string) BuildOption {
 // copy means an empty cache, with a note in the progress output. Default:
 // no restore.
 func CacheMountsFrom(repo string) BuildOption {
-	return buildOption(func(o *buildOptions) {
+	return named("CacheMountsFrom", func(o *buildOptions) {
 		n, err := runners.ParseCacheRepo(repo)
 		if err != nil {
 			o.mounts.err = err
@@ -64,7 +64,7 @@ func CacheMountsFrom(repo string) BuildOption {
 // CacheMountsLimit caps the size of a cache mount that CacheMountsTo
 // saves (bigger ones are skipped with a note). Default: 1 GiB.
 func CacheMountsLimit(bytes int64) BuildOption {
-	return buildOption(func(o *buildOptions) { o.mounts.limit = bytes })
+	return named("CacheMountsLimit", func(o *buildOptions) { o.mounts.limit = bytes })
 }
 
 // mountSync restores and saves one build's cache mounts. Its methods do
@@ -100,13 +100,14 @@ func (m *mountSync) prepare(ctx context.Context, st PlannedStep) {
 	if m == nil {
 		return
 	}
-	ids := make([]string, 0, len(st.cacheDirs))
-	for id := range st.cacheDirs {
-		ids = append(ids, id)
+	dirs := map[string]string{}
+	for _, c := range st.cacheMounts {
+		if _, ok := dirs[c.id]; !ok {
+			dirs[c.id] = c.dir
+		}
 	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		dir := st.cacheDirs[id]
+	for _, id := range slices.Sorted(maps.Keys(dirs)) {
+		dir := dirs[id]
 		m.mu.Lock()
 		_, seen := m.used[id]
 		m.used[id] = dir

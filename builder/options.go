@@ -260,7 +260,7 @@ func WithRegistryAuth(secret Secret) BaseOption {
 		}
 		u, p := secret.env["REGISTRY_USERNAME"], secret.env["REGISTRY_PASSWORD"]
 		if u == "" || p == "" {
-			o.err = errors.New("registry secret needs REGISTRY_USERNAME and REGISTRY_PASSWORD")
+			o.err = errors.New("WithRegistryAuth: the secret needs REGISTRY_USERNAME and REGISTRY_PASSWORD")
 			return
 		}
 		o.auth = &types.DockerAuthConfig{Username: u, Password: p}

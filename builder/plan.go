@@ -2,20 +2,14 @@ package builder
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/stratabuild/strata/layers"
-	"github.com/stratabuild/strata/mount"
 	"github.com/stratabuild/strata/runners"
 )
 
@@ -72,42 +66,42 @@ type PlannedStep struct {
 	trees []layers.Tree
 	// why says why the step runs (set by Build on a miss).
 	why string
-	// cacheDirs are the step's cache mounts: id -> host directory.
-	cacheDirs map[string]string
+	// cacheMounts are the step's cache mounts, and inlines the heredoc
+	// files it copies: both are made on the host when the step runs, not
+	// when it is planned.
+	cacheMounts []cacheMountDir
+	inlines     []inlineFile
+	// downloads are the ADD URLs it copies, fetched when it runs.
+	downloads []urlFile
 }
 
-// treeOf summarizes a walked input for a recipe.
-func treeOf(input string, t *mount.Tree) layers.Tree {
-	out := layers.Tree{Input: input}
-	for i, e := range t.Entries {
-		if i == layers.MaxTreeEntries {
-			out.Truncated = true
-			break
-		}
-		p := e.Path
-		if p == "" {
-			p = string(e.RawPath)
-		}
-		d := e.Digest
-		if e.Type == "symlink" {
-			d = "-> " + e.Target
-		}
-		out.Files = append(out.Files, layers.TreeEntry{Path: p, Mode: e.Mode, Digest: d})
-	}
-	return out
+// cacheMountDir is a cache mount's host directory, made with the mount's
+// owner and mode the first time a step that uses it runs.
+type cacheMountDir struct {
+	id, dir        string
+	mode, uid, gid *uint64
 }
+
+// inlineFile is a heredoc of COPY <<EOF, written as dir/name (dir is named
+// by its content) when the step runs.
+type inlineFile struct{ dir, name, data string }
 
 // Name returns "step N (Method)", the form used in errors and progress.
 func (s PlannedStep) Name() string { return fmt.Sprintf("step %d (%s)", s.Index, s.Method) }
 
 // Plan lowers the image to a Plan without building. FromID bases need an
-// open session: use Session.Plan for them.
+// open session: use Session.Plan for them. It takes the settings an Open
+// without options would: SOURCE_DATE_EPOCH and STRATA_FORCE_BUILD from
+// the environment. Planning reads (base digests, local files, the content
+// of an ADD URL without --checksum) but writes nothing.
 func (i Image) Plan(ctx context.Context) (*Plan, error) {
 	sde, err := envSourceDateEpoch()
 	if err != nil {
 		return nil, err
 	}
-	return plan(ctx, i, newPlanEnv(&runners.Resolver{}, sde, ""))
+	pe := newPlanEnv(&runners.Resolver{}, sde, "")
+	pe.forceAll = envForce()
+	return plan(ctx, i, pe)
 }
 
 // planEnv is what planning needs besides the image: how to resolve bases,
@@ -117,6 +111,7 @@ type planEnv struct {
 	res       *runners.Resolver
 	sde       *time.Time
 	cleanup   bool // ReproducibleCleanup
+	forceAll  bool // ForceBuildAll, STRATA_FORCE_BUILD
 	mountRoot string
 	expanded  map[*node]Image
 	plans     map[*node]*Plan
@@ -182,7 +177,7 @@ func (pe *planEnv) plan(ctx context.Context, img Image) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, sde := pe.res, pe.sde
+	res := pe.res
 	leaf := img.root()
 	if leaf.err != nil {
 		return nil, leaf.err
@@ -201,7 +196,7 @@ func (pe *planEnv) plan(ctx context.Context, img Image) (*Plan, error) {
 			build = append(build, nodes[k])
 		}
 	}
-	forceAll := envForce()
+	forceAll := pe.forceAll
 	root := nodes[len(nodes)-1]
 
 	p := &Plan{}
@@ -231,28 +226,6 @@ func (pe *planEnv) plan(ctx context.Context, img Image) (*Plan, error) {
 			}
 			return nil, fmt.Errorf("%s: %w", ps.Name(), err)
 		}
-		ps.Force = ps.Force || forceAll
-		if sde != nil {
-			// Timestamps in the layer, config and history are clamped to
-			// it, so it changes the result and enters the key.
-			if ps.Spec.Options == nil {
-				ps.Spec.Options = map[string]string{}
-			}
-			ps.Spec.Options["source_date_epoch"] = strconv.FormatInt(sde.Unix(), 10)
-			ps.run.SourceDateEpoch = sde
-			if len(ps.run.Commands)+len(ps.run.Argv) > 0 {
-				// The reproducible-builds.org convention: tools that
-				// write dates (Python's byte-compiler, gzip, dpkg) use it.
-				ps.run.RunEnv = append(slices.Clone(ps.run.RunEnv), EnvSourceDateEpoch+"="+strconv.FormatInt(sde.Unix(), 10))
-			}
-		}
-		if pe.cleanup && len(ps.run.Commands)+len(ps.run.Argv) > 0 {
-			if ps.Spec.Options == nil {
-				ps.Spec.Options = map[string]string{}
-			}
-			ps.Spec.Options["cleanup"] = volatileFilesVersion
-			ps.run.RemoveAfter = VolatileFiles
-		}
 		if ps.Key, err = layers.Compute(parent, ps.Spec); err != nil {
 			return nil, fmt.Errorf("%s: %w", ps.Name(), err)
 		}
@@ -268,226 +241,6 @@ func (pe *planEnv) plan(ctx context.Context, img Image) (*Plan, error) {
 func envForce() bool {
 	v := strings.ToLower(os.Getenv(EnvForceBuild))
 	return v == "1" || v == "true" || v == "yes"
-}
-
-// lower turns one chain step into its spec and runner step.
-func (pe *planEnv) lower(ctx context.Context, n *node) (PlannedStep, error) {
-	s := n.step
-	ps := PlannedStep{Index: n.index, Method: s.method, Force: s.opts.force, secrets: s.opts.secrets}
-	ps.run.Name = ps.Name()
-	spec := layers.Spec{Kind: s.kind}
-	switch s.kind {
-	case layers.KindRun:
-		if s.exec {
-			if err := pe.lowerExecRun(s, &spec, &ps); err != nil {
-				return ps, err
-			}
-			break
-		}
-		shell := s.shell
-		if len(shell) == 0 {
-			shell = defaultShell
-		}
-		args := s.args
-		if s.resolve != nil {
-			var err error
-			if args, err = s.resolve(); err != nil {
-				return ps, err
-			}
-		}
-		spec.Args = args
-		spec.Shell = shell
-		if err := lowerInputs(s.inputs, &spec, &ps); err != nil {
-			return ps, err
-		}
-		if s.pathPrepend != "" {
-			spec.Options = map[string]string{"path_prepend": s.pathPrepend}
-			ps.run.Config.PathPrepend = s.pathPrepend
-		}
-		ps.run.Commands = args
-		ps.run.Shell = shell
-		ps.Description = strings.Join(args, " && ")
-		lowerRunEnv(s, &spec, &ps.run)
-		if err := pe.lowerRunExtras(s, &spec, &ps); err != nil {
-			return ps, err
-		}
-	case layers.KindFunction:
-		self, err := runners.SelfExec()
-		if err != nil {
-			return ps, fmt.Errorf("running a function in the build container: %w", err)
-		}
-		spec.Args = s.args
-		version := s.fn.version
-		if version == "" {
-			version = self.BuildID
-		}
-		spec.Options = map[string]string{"version": version}
-		ps.run.Mounts = append(ps.run.Mounts, self.Mounts...)
-		ps.run.Argv = [][]string{append(append([]string{}, self.Argv...), s.args[1:]...)}
-		lowerRunEnv(s, &spec, &ps.run)
-		ps.run.RunEnv = append(ps.run.RunEnv, runners.EnvFunction+"="+s.fn.name)
-		if err := pe.lowerRunExtras(s, &spec, &ps); err != nil {
-			return ps, err
-		}
-		ps.Description = s.fn.name
-		if len(s.args) > 1 {
-			ps.Description += " " + shellJoin(s.args[1:])
-		}
-	case layers.KindEnv:
-		spec.Env = s.env
-		ps.run.Config.Env = s.env
-		var kv []string
-		for _, k := range slices.Sorted(maps.Keys(s.env)) {
-			kv = append(kv, k+"="+s.env[k])
-		}
-		ps.Description = strings.Join(kv, " ")
-	case layers.KindWorkdir:
-		spec.Args = s.args
-		ps.run.Config.Workdir = &s.args[0]
-		ps.Description = s.args[0]
-		if s.mkdir {
-			spec.Options = map[string]string{"mkdir": "true"}
-			ps.run.Mkdirs = []string{s.args[0]}
-		}
-	case layers.KindUser:
-		spec.Args = s.args
-		ps.run.Config.User = &s.args[0]
-		ps.Description = s.args[0]
-	case layers.KindLabel:
-		spec.Env = s.env
-		ps.run.Config.Labels = s.env
-		var kv []string
-		for _, k := range slices.Sorted(maps.Keys(s.env)) {
-			kv = append(kv, k+"="+s.env[k])
-		}
-		ps.Description = strings.Join(kv, " ")
-	case layers.KindConfig:
-		spec.Args = s.args
-		vals := s.args[1:]
-		switch s.args[0] {
-		case "EXPOSE":
-			ps.run.Config.Ports = vals
-		case "VOLUME":
-			ps.run.Config.Volumes = vals
-		case "STOPSIGNAL":
-			ps.run.Config.StopSignal = &vals[0]
-		case "MAINTAINER":
-			ps.run.Config.Author = &vals[0]
-		case "ONBUILD":
-			ps.run.Config.OnBuildAdd = vals
-		case "ONBUILD-TRIGGERED":
-			ps.run.Config.OnBuildClear = true
-		default:
-			return ps, fmt.Errorf("unknown config change %s", s.args[0])
-		}
-		ps.Description = strings.Join(s.args, " ")
-	case layers.KindCopy:
-		if err := pe.lowerCopy(ctx, s, &spec, &ps); err != nil {
-			return ps, err
-		}
-	case layers.KindEntrypoint:
-		spec.Args = s.args
-		ps.run.Config.Entrypoint = &s.args
-		ps.Description = fmt.Sprintf("%q", s.args)
-		if s.resetCmd {
-			spec.Options = map[string]string{"reset_cmd": "true"}
-			ps.run.Config.Cmd = &[]string{}
-		}
-	case layers.KindCmd:
-		spec.Args = s.args
-		ps.run.Config.Cmd = &s.args
-		ps.Description = fmt.Sprintf("%q", s.args)
-	case layers.KindAdd:
-		src, err := filepath.Abs(s.src)
-		if err != nil {
-			return ps, fmt.Errorf("local path %s: %w", s.src, err)
-		}
-		st, err := os.Stat(src)
-		if err != nil {
-			return ps, fmt.Errorf("local path %s: %w", s.src, err)
-		}
-		if s.dir && !st.IsDir() {
-			return ps, fmt.Errorf("local path %s is not a directory (use AddLocalFile)", s.src)
-		}
-		if !s.dir && st.IsDir() {
-			return ps, fmt.Errorf("local path %s is a directory (use AddLocalDir)", s.src)
-		}
-		tree, err := mount.Walk(src, s.ignore)
-		if err != nil {
-			return ps, err
-		}
-		kind := "file"
-		if s.dir {
-			kind = "dir"
-		}
-		spec.Args = s.args
-		spec.Ignore = s.ignore
-		spec.Inputs = []layers.Input{{Name: "src", Digest: tree.Digest}}
-		ps.trees = []layers.Tree{treeOf("src", tree)}
-		spec.Options = map[string]string{"source": kind}
-		ps.run.Copies = []runners.Copy{{Src: src, Dest: s.args[0], Excludes: s.ignore}}
-		ps.Description = s.src + " -> " + s.args[0]
-	default:
-		return ps, fmt.Errorf("unknown step kind %q", s.kind)
-	}
-	if s.desc != "" {
-		ps.Description = s.desc
-	}
-	ps.Spec = spec
-	return ps, nil
-}
-
-// lowerRunEnv puts a run step's own environment and its secrets' names into
-// the spec, and its environment into the runner step (secret values are
-// added only when the step runs).
-func lowerRunEnv(s *stepDef, spec *layers.Spec, run *runners.Step) {
-	spec.Env = s.env
-	if !s.opts.gpu.IsZero() {
-		if spec.Options == nil {
-			spec.Options = map[string]string{}
-		}
-		spec.Options["gpu"] = s.opts.gpu.String()
-		run.GPU = s.opts.gpu
-	}
-	for _, sec := range s.opts.secrets {
-		for _, k := range sec.keys() {
-			spec.Secrets = append(spec.Secrets, sec.name+"/"+k)
-		}
-	}
-	sort.Strings(spec.Secrets)
-	for _, k := range slices.Sorted(maps.Keys(s.env)) {
-		run.RunEnv = append(run.RunEnv, k+"="+s.env[k])
-	}
-}
-
-// lowerInputs digests a run step's host files into the spec, under their
-// container paths, and mounts them for the runner step.
-func lowerInputs(inputs []hostInput, spec *layers.Spec, ps *PlannedStep) error {
-	run := &ps.run
-	for _, in := range inputs {
-		src, err := filepath.Abs(in.src)
-		if err != nil {
-			return fmt.Errorf("input %s: %w", in.src, err)
-		}
-		st, err := os.Stat(src)
-		if err != nil {
-			if in.optional && errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return fmt.Errorf("input file %s: %w", in.src, err)
-		}
-		if st.IsDir() {
-			return fmt.Errorf("input %s is a directory, not a file", in.src)
-		}
-		d, err := mount.FileDigest(src)
-		if err != nil {
-			return fmt.Errorf("input file %s: %w", in.src, err)
-		}
-		spec.Inputs = append(spec.Inputs, layers.Input{Name: in.dest, Digest: d})
-		ps.trees = append(ps.trees, layers.Tree{Input: in.dest, Files: []layers.TreeEntry{{Path: filepath.Base(in.src), Mode: uint32(st.Mode().Perm()), Digest: d}}})
-		run.Mounts = append(run.Mounts, runners.Mount{Src: src, Dest: in.dest})
-	}
-	return nil
 }
 
 func baseDescription(b runners.Base, digest string) string {

@@ -289,9 +289,10 @@ func TestRedaction(t *testing.T) {
 	}
 }
 
-// TestLongChainPlansInLinearTime plans a 1000-step chain and reports the
-// cost per step (no timing assertion: the figure goes to RELIABILITY.md).
-func TestLongChainPlansInLinearTime(t *testing.T) {
+// TestLongChainPlans plans a 1000-step chain, checks that its keys are all
+// different, and reports the cost per step (no timing assertion: the
+// figure goes to RELIABILITY.md).
+func TestLongChainPlans(t *testing.T) {
 	img := Scratch()
 	for i := range 1000 {
 		img = img.RunCommands([]string{"echo " + strings.Repeat("x", i%50)})
@@ -313,4 +314,19 @@ func TestLongChainPlansInLinearTime(t *testing.T) {
 		seen[s.Key] = true
 	}
 	t.Logf("1000-step chain planned in %s (%s per step)", d, d/1000)
+}
+
+// TestBuildOptionScope: options given where they do nothing are errors
+// that name them.
+func TestBuildOptionScope(t *testing.T) {
+	t.Parallel()
+	var s *Session // neither call gets as far as using the session
+	if _, err := s.Explain(context.Background(), Scratch(), WithTag("app"), ExportTo("oci:/tmp/x")); err == nil ||
+		!strings.Contains(err.Error(), "ExportTo does not apply to Explain") {
+		t.Errorf("Explain with ExportTo: %v", err)
+	}
+	if _, err := s.Build(context.Background(), Scratch(), WithSession(WithInsecureRegistries())); err == nil ||
+		!strings.Contains(err.Error(), "WithSession does not apply to Session.Build") {
+		t.Errorf("Session.Build with WithSession: %v", err)
+	}
 }

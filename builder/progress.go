@@ -2,7 +2,6 @@ package builder
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -40,7 +39,7 @@ type ProgressEvent struct {
 // addition to what WithOutput prints. Calls are serialized; f must return
 // quickly, as the step's output waits for it. Default: none.
 func WithProgressFunc(f func(ProgressEvent)) BuildOption {
-	return buildOption(func(o *buildOptions) { o.progressFn = f })
+	return named("WithProgressFunc", func(o *buildOptions) { o.progressFn = f })
 }
 
 // progress prints one line per step and the steps' output, each line
@@ -121,71 +120,72 @@ func (p *progress) stepWriter(st PlannedStep, red *redactor) io.Writer {
 	return &lineWriter{p: p, prefix: fmt.Sprintf("[%d/%d] %s | ", st.Index, p.total, st.Method), red: red, ev: p.stepEvent("output", st)}
 }
 
+// noteWriter returns a writer whose lines become notes prefixed with
+// prefix (an export's or push's "Copying blob" lines), or nil when there is
+// no output.
+func (p *progress) noteWriter(prefix string) io.Writer {
+	if p.w == nil && p.fn == nil {
+		return nil
+	}
+	return &lineWriter{p: p, prefix: prefix, ev: ProgressEvent{Kind: "note"}, note: true}
+}
+
+// lineWriter turns what it is written into one progress event per line. It
+// is safe for concurrent use: libraries write to it from several goroutines
+// at once (containers/image prints a "Copying blob" line from each layer
+// copy, Buildah a step's stdout and stderr), and each Write's complete lines
+// are emitted whole, never interleaved with another Write's.
 type lineWriter struct {
 	p      *progress
 	prefix string
 	red    *redactor
-	buf    []byte
 	ev     ProgressEvent // the step's output event, without its line
+	note   bool          // the event's Line holds the prefix too (notes)
+
+	mu  sync.Mutex
+	buf []byte
 }
 
 func (l *lineWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.buf = append(l.buf, b...)
 	for {
 		i := bytes.IndexByte(l.buf, '\n')
 		if i < 0 {
 			break
 		}
-		ev := l.ev
-		ev.Line = l.red.apply(string(l.buf[:i]))
-		l.p.emit(ev, "%s%s\n", l.prefix, ev.Line)
+		l.line(l.buf[:i])
 		l.buf = l.buf[i+1:]
 	}
 	return len(b), nil
 }
 
-// redactor replaces secret values in text.
-type redactor struct{ values []string }
-
-func redactorFor(secrets []Secret) *redactor {
-	r := &redactor{}
-	for _, s := range secrets {
-		for _, v := range s.env {
-			if v != "" {
-				r.values = append(r.values, v)
-			}
-		}
+// line emits one line of output (without its newline).
+func (l *lineWriter) line(b []byte) {
+	ev := l.ev
+	ev.Line = l.red.apply(string(b))
+	text := l.prefix + ev.Line
+	if l.note {
+		ev.Line = text
 	}
-	return r
+	l.p.emit(ev, "%s\n", text)
 }
 
-func (r *redactor) apply(s string) string {
-	if r == nil {
-		return s
+// flushOutput emits what w holds after its last newline (`printf partial`
+// as a step's last output) as a line of its own; w may be nil or any
+// writer.
+func flushOutput(w io.Writer) {
+	l, ok := w.(*lineWriter)
+	if !ok {
+		return
 	}
-	for _, v := range r.values {
-		s = strings.ReplaceAll(s, v, "***")
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buf) > 0 {
+		l.line(l.buf)
+		l.buf = nil
 	}
-	return s
-}
-
-// err redacts secret values from a step error, keeping its type.
-func (r *redactor) err(err error) error {
-	if r == nil || len(r.values) == 0 {
-		return err
-	}
-	var se *StepError
-	if errors.As(err, &se) {
-		c := *se
-		c.Command = r.apply(c.Command)
-		c.Tail = append([]string(nil), c.Tail...)
-		for i := range c.Tail {
-			c.Tail[i] = r.apply(c.Tail[i])
-		}
-		c.Err = errors.New(r.apply(c.Err.Error()))
-		return &c
-	}
-	return errors.New(r.apply(err.Error()))
 }
 
 // StepLabel names a step as progress lines show it: a Dockerfile step by

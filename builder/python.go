@@ -18,7 +18,8 @@ var pythonSourceIgnore = []string{"**", "!**/*.py", "**/.*", "**/__pycache__"}
 // PythonPath sets the local directories AddLocalPythonSource searches for
 // modules, in order. Default: the current directory, then the entries of
 // $PYTHONPATH. (Modal asks the local Python interpreter; a Go program has
-// none, so the search path is explicit.)
+// none, so the search path is explicit.) It applies to AddLocalPythonSource
+// only; the other local steps refuse it.
 func PythonPath(dirs ...string) AddOption {
 	return addOption(func(o *addOptions) { o.pythonPath = append(o.pythonPath, dirs...) })
 }

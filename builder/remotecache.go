@@ -38,7 +38,7 @@ type remoteOptions struct {
 // runs locally. Credentials come from CacheAuth, or else from auth.json;
 // plain-HTTP registries need WithInsecureRegistries. Default: none.
 func CacheFrom(repos ...string) BuildOption {
-	return buildOption(func(o *buildOptions) {
+	return named("CacheFrom", func(o *buildOptions) {
 		for _, r := range repos {
 			n, err := runners.ParseCacheRepo(r)
 			if err != nil {
@@ -58,7 +58,7 @@ func CacheFrom(repos ...string) BuildOption {
 // it is named once in the progress output and the remaining pushes of the
 // build are skipped. Credentials as for CacheFrom. Default: no push.
 func CacheTo(repo string) BuildOption {
-	return buildOption(func(o *buildOptions) {
+	return named("CacheTo", func(o *buildOptions) {
 		n, err := runners.ParseCacheRepo(repo)
 		if err != nil {
 			o.remote.err = err
@@ -73,7 +73,7 @@ func CacheTo(repo string) BuildOption {
 // Its values are redacted from every note that strata prints. Default:
 // auth.json.
 func CacheAuth(secret Secret) BuildOption {
-	return buildOption(func(o *buildOptions) {
+	return named("CacheAuth", func(o *buildOptions) {
 		var bo baseOptions
 		WithRegistryAuth(secret).applyBase(&bo)
 		if bo.err != nil {

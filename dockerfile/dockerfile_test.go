@@ -12,8 +12,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-// header reads "# args: K=V ..." and "# target: name" lines at the top of a
-// corpus file.
+// header reads "# args: K=V ...", "# contexts: name ..." and "# target:
+// name" lines at the top of a corpus file.
 func header(t *testing.T, data []byte) Options {
 	t.Helper()
 	o := Options{Platform: "linux/amd64", BaseConfig: fakeBaseConfig}
@@ -26,6 +26,12 @@ func header(t *testing.T, data []byte) Options {
 			for _, kv := range strings.Fields(v) {
 				k, val, _ := strings.Cut(kv, "=")
 				o.BuildArgs[k] = val
+			}
+		}
+		if v, ok := strings.CutPrefix(l, "# contexts:"); ok {
+			o.Contexts = map[string]bool{}
+			for _, name := range strings.Fields(v) {
+				o.Contexts[name] = true
 			}
 		}
 		if v, ok := strings.CutPrefix(l, "# target:"); ok {
@@ -82,6 +88,8 @@ type copyView struct {
 	From         string   `json:",omitempty"`
 	Chown, Chmod string   `json:",omitempty"`
 	Link         bool     `json:",omitempty"`
+	Parents      bool     `json:",omitempty"`
+	KeepGitDir   bool     `json:",omitempty"`
 	Excludes     []string `json:",omitempty"`
 	Checksum     string   `json:",omitempty"`
 	Unpack       *bool    `json:",omitempty"`
@@ -91,6 +99,21 @@ type mountView struct {
 	Type, Target, Source, ID, Sharing, Env string  `json:",omitempty"`
 	ReadOnly, Required                     bool    `json:",omitempty"`
 	Mode, UID, GID                         *uint64 `json:",omitempty"`
+	From                                   string  `json:",omitempty"`
+}
+
+// fromView names where a COPY --from or a mount's from= reads: a stage,
+// a named build context or an image.
+func fromView(stage *Stage, context, image string) string {
+	switch {
+	case stage != nil:
+		return "stage " + stage.Ref()
+	case context != "":
+		return "context " + context
+	case image != "":
+		return "image " + image
+	}
+	return ""
 }
 
 func view(f *File) []stageView {
@@ -114,17 +137,13 @@ func view(f *File) []stageView {
 				Health: op.Health, ResetCmd: op.ResetCmd}
 			for _, m := range op.Mounts {
 				ov.Mounts = append(ov.Mounts, mountView{Type: m.Type, Target: m.Target, Source: m.Source, ID: m.ID,
-					Sharing: m.Sharing, Env: m.Env, ReadOnly: m.ReadOnly, Required: m.Required, Mode: m.Mode, UID: m.UID, GID: m.GID})
+					Sharing: m.Sharing, Env: m.Env, ReadOnly: m.ReadOnly, Required: m.Required, Mode: m.Mode, UID: m.UID, GID: m.GID,
+					From: fromView(m.FromStage, m.FromContext, m.FromImage)})
 			}
 			if c := op.Copy; c != nil {
 				cv := &copyView{Add: c.Add, Sources: c.Sources, Inline: c.Inline, Dest: c.Dest, Chown: c.Chown, Chmod: c.Chmod,
-					Link: c.Link, Excludes: c.Excludes, Checksum: c.Checksum, Unpack: c.Unpack}
-				switch {
-				case c.FromStage != nil:
-					cv.From = "stage " + c.FromStage.Ref()
-				case c.FromImage != "":
-					cv.From = "image " + c.FromImage
-				}
+					Link: c.Link, Parents: c.Parents, KeepGitDir: c.KeepGitDir, Excludes: c.Excludes, Checksum: c.Checksum, Unpack: c.Unpack,
+					From: fromView(c.FromStage, c.FromContext, c.FromImage)}
 				ov.Copy = cv
 			}
 			sv.Ops = append(sv.Ops, ov)
@@ -134,7 +153,7 @@ func view(f *File) []stageView {
 	return out
 }
 
-// TestCorpus translates every corpus Dockerfile and compares the stages the
+// TestCorpus translates every corpus (and translate/) Dockerfile and compares the stages the
 // target needs, op by op, with its golden file (go test -update rewrites
 // them).
 func TestCorpus(t *testing.T) {
@@ -145,6 +164,14 @@ func TestCorpus(t *testing.T) {
 	if len(files) < 40 {
 		t.Fatalf("corpus has %d Dockerfiles, want at least 40", len(files))
 	}
+	// testdata/translate holds Dockerfiles that need what the build
+	// comparison with buildah (cmd/strata-compare, which builds the
+	// corpus) cannot give them: named build contexts, registry images.
+	more, err := filepath.Glob("testdata/translate/*.Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, more...)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			data, err := os.ReadFile(f)
@@ -223,5 +250,33 @@ func TestErrors(t *testing.T) {
 				t.Errorf("error = %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// TestDuplicateStageName: as in BuildKit, a FROM names the stage of that
+// name defined before it, while --from and --target name the last one;
+// the reuse is a note, not an error.
+func TestDuplicateStageName(t *testing.T) {
+	data, err := os.ReadFile("testdata/corpus/74-duplicate-stage.Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := header(t, data)
+	df, err := Parse(data, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := df.Stages[1].BaseStage; b == nil || b.Index != 0 {
+		t.Errorf("FROM tool AS tool is based on %+v; want stage 0", b)
+	}
+	if f := df.Stages[2].Ops[0].Copy.FromStage; f == nil || f.Index != 1 {
+		t.Errorf("COPY --from=tool reads %+v; want stage 1", f)
+	}
+	if len(df.Notes) != 1 || !strings.Contains(df.Notes[0], `stage name "tool" is used again`) {
+		t.Errorf("notes %q; want one about the reused name", df.Notes)
+	}
+	o.Target = "tool"
+	if df, err = Parse(data, o); err != nil || df.Target.Index != 1 {
+		t.Errorf("--target tool builds %+v (%v); want stage 1", df.Target, err)
 	}
 }

@@ -625,6 +625,17 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// String returns what was written so far, when w can say it (a
+// *bytes.Buffer or *strings.Builder).
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s, ok := l.w.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return ""
+}
+
 func TestCancelStopsTheStep(t *testing.T) {
 	requireRootless(t)
 	s := openSession(t)

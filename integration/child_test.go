@@ -28,10 +28,13 @@ import (
 
 func init() {
 	childMain = func() (int, bool) {
-		if os.Getenv("STRATA_CRASH_CHILD") == "" {
-			return 0, false
+		switch {
+		case os.Getenv("STRATA_CRASH_CHILD") != "":
+			return crashChild(), true
+		case os.Getenv("STRATA_SIGNAL_CHILD") != "":
+			return signalChild(), true
 		}
-		return crashChild(), true
+		return 0, false
 	}
 }
 

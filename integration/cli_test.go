@@ -24,8 +24,9 @@ func strataCLI(t *testing.T) string {
 }
 
 // tool returns the binary named by the variable env, or builds pkg (a
-// main package of this module) into a temp dir.
-func tool(t *testing.T, env, pkg string) string {
+// main package of this module) into a temp dir with the extra go build
+// flags.
+func tool(t *testing.T, env, pkg string, flags ...string) string {
 	t.Helper()
 	if p := os.Getenv(env); p != "" {
 		return p
@@ -35,7 +36,8 @@ func tool(t *testing.T, env, pkg string) string {
 		t.Skipf("go is not installed to build %s, and %s is not set", pkg, env)
 	}
 	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	cmd := exec.Command(goBin, "build", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs seccomp", "-o", out, pkg)
+	args := append([]string{"build", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs seccomp", "-o", out}, flags...)
+	cmd := exec.Command(goBin, append(args, pkg)...)
 	cmd.Dir = repoRoot()
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building %s (set %s to a built binary instead): %v\n%s", pkg, env, err, b)

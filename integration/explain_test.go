@@ -169,4 +169,24 @@ func TestExplainedMisses(t *testing.T) {
 	if strings.Contains(out.String(), "first-value") {
 		t.Error("the progress output holds the secret's value")
 	}
+
+	// ForceBuildAll (what strata build --force-build passes) forces every
+	// step of the session, base included, and says so.
+	root := filepath.Dir(s.Store().GraphRoot())
+	s2, err := builder.Open(ctx, builder.WithStore(s.Store().GraphRoot(), filepath.Join(root, "run")), builder.ForceBuildAll())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	ex, err := s2.Explain(ctx, mk(orig), builder.WithTag("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range ex {
+		got = append(got, e.Reason)
+	}
+	if want := []string{"forced (ForceBuildAll)", "forced (step 0 forced)", "forced (step 0 forced)", "forced (step 0 forced)"}; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("ForceBuildAll reasons:\n got %q\nwant %q", got, want)
+	}
 }

@@ -45,7 +45,7 @@ func startRegistryAuth(t *testing.T, user, password string) string {
 // tests that damage what the registry serves.
 func startRegistryData(t *testing.T, user, password string) (addr, data string) {
 	t.Helper()
-	addr, data, _ = startRegistryConf(t, user, password, false)
+	addr, data, _ = startRegistryConf(t, "", user, password, false)
 	return addr, data
 }
 
@@ -54,19 +54,31 @@ func startRegistryData(t *testing.T, user, password string) (addr, data string) 
 // certificate as ca.crt (for builder.WithRegistryCertDir).
 func startRegistryTLS(t *testing.T) (addr, certDir string) {
 	t.Helper()
-	addr, _, certDir = startRegistryConf(t, "", "", true)
+	addr, _, certDir = startRegistryConf(t, "", "", "", true)
 	return addr, certDir
 }
 
-func startRegistryConf(t *testing.T, user, password string, withTLS bool) (addr, data, certDir string) {
+// startRegistryAt starts a plain registry on addr, a fixed address that a
+// configuration made elsewhere names.
+func startRegistryAt(t *testing.T, addr string) {
+	t.Helper()
+	startRegistryConf(t, addr, "", "", false)
+}
+
+// startRegistryConf starts a registry on listen ("" = a free 127.0.0.1
+// port).
+func startRegistryConf(t *testing.T, listen, user, password string, withTLS bool) (addr, data, certDir string) {
 	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
 		t.Skip("docker-registry not installed (make setup installs Debian's docker-registry)")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", listen)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("registry address %s: %v", listen, err)
 	}
 	addr = l.Addr().String()
 	l.Close()
@@ -111,7 +123,7 @@ func startRegistryConf(t *testing.T, user, password string, withTLS bool) (addr,
 		logf.Close()
 		if t.Failed() {
 			if b, err := os.ReadFile(logf.Name()); err == nil {
-				t.Logf("registry log:\n%s", b)
+				t.Logf("registry log (%s):\n%s", logf.Name(), registryLogTail(string(b)))
 			}
 		}
 	})
@@ -344,4 +356,25 @@ func TestFromRegistryWithAuth(t *testing.T) {
 			t.Fatalf("%s: %d containers left", name, c)
 		}
 	}
+}
+
+// registryLogTail is what a failed test shows of a registry's log: its
+// last 40 lines, less the HEAD requests for blobs it lacks (every push
+// asks them first), so that the test's own failure stays near the end
+// of the output.
+func registryLogTail(log string) string {
+	var keep []string
+	skipped := 0
+	for _, l := range strings.Split(strings.TrimSpace(log), "\n") {
+		if strings.Contains(l, "http.request.method=HEAD") && strings.Contains(l, "err.code=\"blob unknown\"") {
+			skipped++
+			continue
+		}
+		keep = append(keep, l)
+	}
+	if len(keep) > 40 {
+		skipped += len(keep) - 40
+		keep = keep[len(keep)-40:]
+	}
+	return fmt.Sprintf("(%d lines left out)\n%s", skipped, strings.Join(keep, "\n"))
 }

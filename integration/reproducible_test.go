@@ -27,9 +27,10 @@ func TestSourceDateEpochReproducible(t *testing.T) {
 		Cmd([]string{"/bin/sh", "/app/main.sh"})
 	epoch := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 	var digests []string
+	out := t.TempDir()
 	for i := range 2 {
 		s := openSession(t, builder.SourceDateEpoch(epoch))
-		res, err := s.Build(ctx, img, builder.ExportTo(fmt.Sprintf("oci:/tmp/sde-%d", i)))
+		res, err := s.Build(ctx, img, builder.ExportTo("oci:"+filepath.Join(out, fmt.Sprintf("sde-%d", i))))
 		if err != nil {
 			t.Fatalf("build %d: %v", i, err)
 		}

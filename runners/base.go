@@ -19,6 +19,7 @@ import (
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/manifest"
 	"go.podman.io/image/v5/pkg/compression"
+	"go.podman.io/image/v5/pkg/sysregistriesv2"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
 
@@ -165,7 +166,7 @@ func (r *Resolver) registryDigest(ctx context.Context, b Base) (string, error) {
 	sc := r.sysCtx(b)
 	src, err := iref.NewImageSource(ctx, sc)
 	if err != nil {
-		return "", fmt.Errorf("resolving %s: %w", named, err)
+		return "", fmt.Errorf("resolving %s (registries and mirrors as %s configure them): %w", named, registriesConf(sc), err)
 	}
 	defer src.Close()
 	mb, _, err := src.GetManifest(ctx, nil)
@@ -290,9 +291,23 @@ func (r *Runtime) pull(ctx context.Context, name string, auth *types.DockerAuthC
 		MaxRetries:          2,
 	})
 	if err != nil {
+		if strings.HasPrefix(name, "docker://") {
+			return "", fmt.Errorf("importing base %s (registries and mirrors as %s configure them): %w", name, registriesConf(sc), err)
+		}
 		return "", fmt.Errorf("importing base %s: %w", name, err)
 	}
 	return id, nil
+}
+
+// registriesConf names the registries.conf files and drop-in directories
+// that containers/image reads for sc, in order (the user's first, or
+// $CONTAINERS_REGISTRIES_CONF alone), where a mirror or a registry's
+// settings would come from.
+func registriesConf(sc *types.SystemContext) string {
+	if d := sysregistriesv2.ConfigurationSourceDescription(sc); d != "" {
+		return d
+	}
+	return "registries.conf"
 }
 
 // archiveTransport tells an oci-archive or docker-archive from a plain

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,10 +71,42 @@ func (r *Runtime) copySources(ctx context.Context, b *buildah.Builder, st Step, 
 	if c.FromImage != "" {
 		opts.IDMappingOptions = &b.IDMappingOptions
 	}
+	if err := chmodParents(b, c, srcs); err != nil {
+		return fmt.Errorf("%s: creating %s: %w", st.Name, c.Dest, err)
+	}
 	if err := b.Add(c.Dest, c.Extract, opts, srcs...); err != nil {
 		return fmt.Errorf("%s: copying %s to %s: %w", st.Name, strings.Join(c.Sources, " "), c.Dest, err)
 	}
 	return nil
+}
+
+// chmodParents makes the directories a copy with an octal Chmod creates
+// with that mode (and the Chown owner), as BuildKit does; Buildah would
+// make them 0755. They are the destination's parents, and the destination
+// itself when it names a directory: it ends in "/", or the one source is
+// a directory whose contents go there.
+func chmodParents(b *buildah.Builder, c Copy, srcs []string) error {
+	if c.Chmod == "" {
+		return nil
+	}
+	m, err := strconv.ParseUint(c.Chmod, 8, 32)
+	if err != nil {
+		return nil // Buildah reports it
+	}
+	dir := c.Dest
+	if !strings.HasSuffix(dir, "/") {
+		dir = path.Dir(dir)
+		if len(srcs) == 1 && !c.Parents {
+			if fi, err := os.Stat(srcs[0]); err == nil && fi.IsDir() {
+				dir = c.Dest
+			}
+		}
+	}
+	if dir == "/" || dir == "." {
+		return nil
+	}
+	mode := os.FileMode(m)
+	return b.EnsureContainerPathAs(dir, c.Chown, &mode)
 }
 
 func shortID(id string) string {

@@ -105,11 +105,12 @@ func (r *Runtime) unlockProcess() {
 // this run root: its lock file is missing or not locked. The probe lock is
 // dropped at once.
 func (r *Runtime) deadOwner(pid int) bool {
-	if pid == os.Getpid() {
-		return false
-	}
-	p := filepath.Join(r.runRoot, procsDir, strconv.Itoa(pid)+".lock")
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	return pid != os.Getpid() && lockFree(r.runRoot, pid)
+}
+
+// lockFree reports whether process pid holds no liveness lock on runRoot.
+func lockFree(runRoot string, pid int) bool {
+	f, err := os.OpenFile(filepath.Join(runRoot, procsDir, strconv.Itoa(pid)+".lock"), os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return true
 	}
@@ -118,7 +119,7 @@ func (r *Runtime) deadOwner(pid int) bool {
 	}
 	defer f.Close()
 	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
-		return false // held: the owner is alive
+		return false
 	}
 	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
 	return true
@@ -131,6 +132,35 @@ type Reaped struct {
 	// Mounts are image layers whose mount count a killed process left
 	// raised (its mount namespace, and so the mount, died with it).
 	Mounts []string
+}
+
+// reapLock serializes reaping on a run root: a guard cleaning up after a
+// process that just died holds it for the whole of its open and Close, so
+// an Open that comes meanwhile reaps after the guard is done (and never
+// sees the guard's own open Runtime as another user of the store).
+func reapLock(runRoot string) (unlock func(), err error) {
+	dir := filepath.Join(runRoot, procsDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "reap.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// reapLocked is reap under the reap lock (reap alone when it cannot be
+// taken).
+func (r *Runtime) reapLocked() Reaped {
+	if unlock, err := reapLock(r.runRoot); err == nil {
+		defer unlock()
+	}
+	return r.reap()
 }
 
 // reap removes working containers and temporary directories left by strata
@@ -148,9 +178,12 @@ func (r *Runtime) reap() Reaped {
 					continue
 				}
 				// The dead process's step may still run under the OCI
-				// runtime: stop it before its rootfs goes away.
-				if r.killRunning(c.ID[:12], 1) {
-					time.Sleep(200 * time.Millisecond)
+				// runtime: stop it before its rootfs goes away, then
+				// remove the run directory Buildah made for it.
+				if bundle := r.killRunning(c.ID[:12], true); bundle != "" {
+					if err := removeRunDir(bundle); err == nil {
+						out.Paths = append(out.Paths, bundle)
+					}
 				}
 				_, _ = r.store.Unmount(c.ID, true)
 				if err := r.store.DeleteContainer(c.ID); err == nil {

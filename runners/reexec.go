@@ -3,6 +3,10 @@ package runners
 import (
 	"errors"
 	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"go.podman.io/buildah"
 	"go.podman.io/storage/pkg/unshare"
@@ -28,6 +32,7 @@ const EnvReexecMarker = "_STRATA_REEXEC_DONE"
 // (mapped with the ranges in /etc/subuid and /etc/subgid) and does not return
 // in the parent: the parent exits with the child's status.
 func InitReexec() bool {
+	registerReexecs()
 	if buildah.InitReexec() {
 		return true
 	}
@@ -38,9 +43,37 @@ func InitReexec() bool {
 			os.Setenv(envExecutable, exe)
 		}
 	}
+	dieWithParent()
+	// The copy that MaybeReexecUsingUserNamespace starts learns its
+	// parent's PID from here (dieWithParent).
+	os.Setenv(envParent, strconv.Itoa(os.Getpid()))
 	unshare.MaybeReexecUsingUserNamespace(false)
+	os.Unsetenv(envParent)
 	os.Setenv(EnvReexecMarker, "1")
 	return false
+}
+
+// envParent carries the PID of the process that re-executes the program
+// into a user namespace to the copy it starts.
+const envParent = "_STRATA_PARENT_PID"
+
+// dieWithParent, in the copy of the program that the user-namespace
+// re-execution started (its argv[0] ends in "-in-a-user-namespace"), asks
+// the kernel for SIGKILL when that parent dies, then checks that the
+// parent is still there (it may have died before the request): a caller's
+// SIGKILL of the process it started then takes the build with it.
+// containers/storage asks for the same when it starts the copy; asking
+// again here keeps it true whatever the copy's start-up did to its
+// credentials.
+func dieWithParent() {
+	parent, err := strconv.Atoi(os.Getenv(envParent))
+	if err != nil || !strings.HasSuffix(os.Args[0], "-in-a-user-namespace") {
+		return
+	}
+	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+	if os.Getppid() != parent {
+		os.Exit(137)
+	}
 }
 
 // ErrNoReexec is returned by Open when InitReexec was not called first.

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/docker/distribution/registry/api/errcode"
+	"go.podman.io/common/pkg/retry"
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/reference"
@@ -62,7 +65,55 @@ func cacheEntryRef(repo, hex string) (reference.NamedTagged, error) {
 // A missing tag or blob gives an error matching ErrCacheMiss. A failed
 // pull creates no image; layers it had already applied (each verified)
 // may stay in the store, unnamed and unused by any image.
-func (r *Runtime) PullCacheEntry(ctx context.Context, repo, hex string, auth *types.DockerAuthConfig) (string, error) {
+//
+// A failure that may pass (a server error, a reset connection: a
+// registry can answer so while another writer rewrites the same tag) is
+// tried twice more, a quarter and half a second later; a miss, refused
+// credentials, a registry that refuses connections and a corrupted blob
+// are not.
+func (r *Runtime) PullCacheEntry(ctx context.Context, repo, hex string, auth *types.DockerAuthConfig) (id string, err error) {
+	err = retryTransient(ctx, func() error {
+		id, err = r.pullCacheEntry(ctx, repo, hex, auth)
+		return err
+	})
+	return id, err
+}
+
+// retryTransient calls f until it succeeds, fails in a way that will not
+// pass (transientCacheErr), or has been tried three times, waiting a
+// quarter and then half a second between tries.
+func retryTransient(ctx context.Context, f func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil || attempt == 3 || !transientCacheErr(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
+		}
+	}
+}
+
+// transientCacheErr tells a registry failure that may pass from a lasting
+// one: containers/common's retry rules, less a miss and a refused
+// connection (the entry or the registry is not there), plus any 5xx
+// status. Debian's docker-registry answers 500 to a HEAD of a blob that
+// another writer is storing at that moment; containers/common retries
+// only 502 to 504.
+func transientCacheErr(err error) bool {
+	if errors.Is(err, ErrCacheMiss) || errors.Is(err, syscall.ECONNREFUSED) {
+		return false
+	}
+	var status docker.UnexpectedHTTPStatusError
+	if errors.As(err, &status) && status.StatusCode >= 500 {
+		return true
+	}
+	return retry.IsErrorRetryable(err)
+}
+
+func (r *Runtime) pullCacheEntry(ctx context.Context, repo, hex string, auth *types.DockerAuthConfig) (string, error) {
 	tagged, err := cacheEntryRef(repo, hex)
 	if err != nil {
 		return "", err
@@ -137,14 +188,18 @@ func (r *Runtime) PullCacheEntry(ctx context.Context, repo, hex string, auth *ty
 
 // PushCacheEntry pushes the image imageID as the entry of key hex in the
 // cache repository repo ("docker://<repo>:<hex>", gzip layers). Blobs the
-// registry already holds are not uploaded again.
+// registry already holds are not uploaded again. A push that fails in a
+// way that may pass (as PullCacheEntry says) is tried twice more: two
+// writers pushing the same blob at once can get a server error.
 func (r *Runtime) PushCacheEntry(ctx context.Context, repo, hex, imageID string, auth *types.DockerAuthConfig) error {
 	tagged, err := cacheEntryRef(repo, hex)
 	if err != nil {
 		return err
 	}
-	_, err = r.Export(ctx, imageID, "docker://"+tagged.String(), nil, ExportOptions{Auth: auth, Compression: "gzip"})
-	return err
+	return retryTransient(ctx, func() error {
+		_, err := r.Export(ctx, imageID, "docker://"+tagged.String(), nil, ExportOptions{Auth: auth, Compression: "gzip"})
+		return err
+	})
 }
 
 // classifyCacheErr wraps err from reading ref, adding ErrCacheMiss when the

@@ -51,13 +51,20 @@ type Runtime struct {
 	gpuCfg     GPUConfig
 	gpu        gpuState
 	reaped     Reaped
+	guard      *guard
 
 	leftMu    sync.Mutex
 	leftovers []*buildah.Builder // working containers whose removal failed
 }
 
-// Open opens (creating if needed) the store described by cfg.
-func Open(cfg Config) (*Runtime, error) {
+// Open opens (creating if needed) the store described by cfg. It starts
+// the build guard (guard.go), which cleans up after this process if it
+// dies without Close.
+func Open(cfg Config) (*Runtime, error) { return open(cfg, false) }
+
+// open is Open; asGuard opens for a guard (guard.go), which holds the reap
+// lock from before open to after Close and starts no guard of its own.
+func open(cfg Config, asGuard bool) (*Runtime, error) {
 	if err := checkReexec(); err != nil {
 		return nil, err
 	}
@@ -144,7 +151,18 @@ func Open(cfg Config) (*Runtime, error) {
 		store.Shutdown(false)
 		return nil, err
 	}
-	r.reaped = r.reap()
+	if asGuard {
+		r.reaped = r.reap()
+	} else {
+		r.reaped = r.reapLocked()
+	}
+	if !asGuard {
+		if r.guard, err = r.startGuard(store.GraphDriverName()); err != nil {
+			r.unlockProcess()
+			store.Shutdown(false)
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
@@ -157,6 +175,7 @@ func (r *Runtime) Close() error {
 	r.gpuCleanup()
 	r.unlockProcess()
 	_, err := r.store.Shutdown(false)
+	r.guard.stop()
 	return err
 }
 

@@ -300,6 +300,11 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	if err != nil {
 		return "", fmt.Errorf("%s: committing: %w", st.Name, err)
 	}
+	if err := ctx.Err(); err != nil {
+		// Cancelled while committing: the image is not the step's result.
+		_, _ = r.store.DeleteImage(id, true)
+		return "", fmt.Errorf("%s: %w", st.Name, err)
+	}
 	return id, nil
 }
 
@@ -365,10 +370,24 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []s
 	case err = <-done:
 	case <-ctx.Done():
 		// Buildah's Run takes no context: stop the step's container through
-		// the runtime, wait for Run to return so the working container can
-		// be removed, and report the cancellation.
-		r.killRunning(hostname, 50)
-		<-done
+		// the runtime (it may still be starting: try for 5 s, unless Run
+		// returns first, as it does when Buildah's own signal handler
+		// stopped the container), wait for Run to return so the working
+		// container can be removed, and report the cancellation.
+		returned := false
+		for i := 0; i < 50 && !returned; i++ {
+			if r.killRunning(hostname, false) != "" {
+				break
+			}
+			select {
+			case <-done:
+				returned = true
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		if !returned {
+			<-done
+		}
 		return fmt.Errorf("%s: %w", st.Name, ctx.Err())
 	}
 	if err != nil {
@@ -422,39 +441,44 @@ func (r *Runtime) diskHint() string {
 
 // killRunning sends SIGKILL to the processes of the runtime container whose
 // hostname is hostname: the step running on one working container (Run is
-// given the container's short ID as hostname, Buildah's own default).
-// Errors are ignored; Run's own cleanup follows.
-func (r *Runtime) killRunning(hostname string, tries int) bool {
-	for range tries { // the container may still be starting
-		out, err := exec.Command(r.runtime, "list", "-q").Output()
-		if err == nil {
-			for _, id := range strings.Fields(string(out)) {
-				st, err := exec.Command(r.runtime, "state", id).Output()
-				if err != nil {
-					continue
-				}
-				var state struct {
-					Bundle string `json:"bundle"`
-				}
-				if json.Unmarshal(st, &state) != nil || state.Bundle == "" {
-					continue
-				}
-				raw, err := os.ReadFile(filepath.Join(state.Bundle, "config.json"))
-				if err != nil {
-					continue
-				}
-				var spec struct {
-					Hostname string `json:"hostname"`
-				}
-				if json.Unmarshal(raw, &spec) == nil && spec.Hostname == hostname {
-					_ = exec.Command(r.runtime, "kill", id, "KILL").Run()
-					return true
-				}
+// given the container's short ID as hostname, Buildah's own default). It
+// returns the container's bundle directory ("" when none was found).
+// With remove, it also waits for the container to stop and deletes the
+// runtime's record of it (Run's own cleanup does that when Run is still
+// there to return). Errors are ignored; it tries once.
+func (r *Runtime) killRunning(hostname string, remove bool) string {
+	out, err := exec.Command(r.runtime, "list", "-q").Output()
+	if err == nil {
+		for _, id := range strings.Fields(string(out)) {
+			st, err := exec.Command(r.runtime, "state", id).Output()
+			if err != nil {
+				continue
 			}
+			var state struct {
+				Bundle string `json:"bundle"`
+			}
+			if json.Unmarshal(st, &state) != nil || state.Bundle == "" {
+				continue
+			}
+			raw, err := os.ReadFile(filepath.Join(state.Bundle, "config.json"))
+			if err != nil {
+				continue
+			}
+			var spec struct {
+				Hostname string `json:"hostname"`
+			}
+			if json.Unmarshal(raw, &spec) != nil || spec.Hostname != hostname {
+				continue
+			}
+			_ = exec.Command(r.runtime, "kill", id, "KILL").Run()
+			if remove {
+				// delete --force kills what is left and waits for it.
+				_ = exec.Command(r.runtime, "delete", "--force", id).Run()
+			}
+			return state.Bundle
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	return false
+	return ""
 }
 
 // runtimeMountpoints are directories the OCI runtime creates in the rootfs

@@ -96,6 +96,8 @@ func TestErrorsNameStepAndKey(t *testing.T) {
 		{"bool", "base: {scratch: true}\nsteps:\n  - cmd: [a]\n    force_build: maybe\n", []string{"step 1 (cmd): line 4: force_build must be true or false"}, 4},
 		{"builder error", "base: {scratch: true}\nsteps:\n  - workdir: relative\n", []string{`step 1 (workdir): line 3: working directory "relative" must be an absolute path`}, 3},
 		{"env option not on config", "base: {scratch: true}\nsteps:\n  - cmd: [a]\n    env: {A: b}\n", []string{`step 1 (cmd): line 4: unknown key "env" (known: cmd, force_build)`}, 4},
+		{"env option not on dockerfile_commands", "base: {scratch: true}\nsteps:\n  - dockerfile_commands: [\"RUN echo\"]\n    env: {A: b}\n",
+			[]string{`step 1 (dockerfile_commands): line 4: unknown key "env"`}, 4},
 		{"secret unset", "base: {scratch: true}\nsteps:\n  - run_commands: [a]\n    secrets: [SPEC_TEST_UNSET_VAR]\n", []string{"step 1 (run_commands): line 3:", "SPEC_TEST_UNSET_VAR is not set"}, 3},
 		{"json syntax", "{\n  \"base\": {\"scratch\": true},\n  \"steps\": [}\n", []string{"x.yaml: line 3: column", "invalid JSON"}, 3},
 		{"two documents", "base: {scratch: true}\n---\nbase: {scratch: true}\n", []string{"one YAML document"}, 0},

@@ -144,7 +144,9 @@ func (p *parser) step(i int, n *yaml.Node) (call, error) {
 	case famPkg:
 		allowed = append(append(allowed, runKeys...), pkgKeys...)
 	case famDockerfile:
-		allowed = append(append(allowed, runKeys...), dockerfileKeys...)
+		// No env: a Dockerfile sets its variables with ENV and ARG
+		// (build_args).
+		allowed = append(append(allowed, "force_build", "gpu", "secrets"), dockerfileKeys...)
 	case famConfig, famAdd:
 		allowed = append(allowed, "force_build")
 	}

@@ -1,19 +1,24 @@
-// Command strata-compare builds Dockerfiles with strata and with Debian's
-// `buildah bud --layers` in the same run and compares what a user gets:
-// the final root filesystem (file list, types, modes, owners, symlink
+// Command strata-compare builds Dockerfiles with strata and with a
+// reference builder in the same run and compares what a user gets: the
+// final root filesystem (file list, types, modes, owners, symlink
 // targets, device numbers, content digests; never times) and the config
 // (Env, WorkingDir, User, Entrypoint, Cmd, Labels without buildah's own
-// version label, ExposedPorts, Volumes, StopSignal, and the Author). It also times a cold
-// build and a no-change rebuild on each side, and with -edit a rebuild
-// after appending an empty line to one context file (in a copy of the
-// context). strata's side runs through
-// the library (a session per build) or, with -cli, through the strata
-// command (a process per build, as buildah's side is).
+// version label, ExposedPorts, Volumes, StopSignal, and the Author). It
+// also times a cold build and a no-change rebuild on each side, and with
+// -edit a rebuild after appending an empty line to one context file (in a
+// copy of the context). strata's side runs through the library (a session
+// per build) or, with -cli, through the strata command (a process per
+// build, as the reference's side is).
+//
+// The reference (-ref) is Debian's `buildah bud --layers` (buildah.go) or
+// BuildKit, the reference for Dockerfile semantics: `buildkitd` under
+// RootlessKit, driven by `buildctl` (buildkit.go; make buildkit-tools
+// builds them, -tools names their directory).
 //
 // One Dockerfile:
 //
 //	strata-compare -dockerfile path/Dockerfile [-context DIR] [-base NAME=ROOTFS.tar]
-//	    [-build-arg K=V] [-target STAGE] [-secret ID=VALUE] [-edit FILE]
+//	    [-build-arg K=V] [-target STAGE] [-secret ID=VALUE] [-edit FILE] [-ref buildkit]
 //
 // A corpus (every *.Dockerfile in a directory, one shared context; "# args:
 // K=V ..." and "# target: NAME" header lines are honoured, and every secret
@@ -23,8 +28,8 @@
 //
 // FROM names without a -base are served from a busybox rootfs made from
 // the host's busybox-static (name "busybox"). Each side imports the same
-// base image (strata exports it once, buildah pulls that export). Run it
-// as an ordinary user with subuid/subgid ranges: `make compare-buildah`
+// base image (strata exports it once, the reference imports that export).
+// Run it as an ordinary user with subuid/subgid ranges: `make compare`
 // does. The exit status is 1 when an image differs, 0 otherwise (files
 // that one side refuses are reported, not counted as differences).
 package main
@@ -67,8 +72,10 @@ func main() {
 	flag.StringVar(&c.context, "context", "", "build context (default: the Dockerfile's directory)")
 	flag.StringVar(&c.target, "target", "", "stage to build")
 	flag.StringVar(&c.edit, "edit", "", "a context file (relative to the context) to append an empty line to, in a copy of the context, before a third, timed build")
-	flag.StringVar(&c.cli, "cli", "", "build strata's side with this strata command, a process per build as on buildah's side (default: the library, a session per build)")
+	flag.StringVar(&c.cli, "cli", "", "build strata's side with this strata command, a process per build as on the reference's side (default: the library, a session per build)")
 	flag.StringVar(&c.work, "work", "/tmp/strata-compare", "scratch directory (emptied first)")
+	flag.StringVar(&c.ref, "ref", "buildah", "the builder to compare with: buildah (Debian's buildah bud --layers) or buildkit (buildkitd under rootlesskit, with buildctl)")
+	flag.StringVar(&c.tools, "tools", "", "directory of the buildkit reference's programs: buildkitd, buildctl, rootlesskit (default: PATH)")
 	flag.BoolVar(&c.verbose, "v", false, "print each side's build output when it fails")
 	flag.Var(&bases, "base", "NAME=ROOTFS.tar: FROM NAME uses this rootfs tarball (repeatable)")
 	flag.Var(&args, "build-arg", "K=V (repeatable)")
@@ -102,9 +109,9 @@ func kv(l []string) map[string]string {
 }
 
 type config struct {
-	dockerfile, corpus, context, target, edit, work, cli string
-	verbose                                              bool
-	bases, args, secrets                                 map[string]string
+	dockerfile, corpus, context, target, edit, work, cli, ref, tools string
+	verbose                                                          bool
+	bases, args, secrets                                             map[string]string
 }
 
 // job is one Dockerfile to build on both sides.
@@ -120,21 +127,17 @@ type job struct {
 // outcome is what happened to one job.
 type outcome struct {
 	job
-	strataErr, buildahErr error
-	diffs                 []imagediff.Difference
-	strata, buildah       timings
+	strataErr, refErr error
+	diffs             []imagediff.Difference
+	strata, ref       timings
 }
 
 type timings struct{ cold, warm, edit time.Duration }
 
 func run(c config) (bool, error) {
 	// A store left by an earlier run holds files of sub-uids that only
-	// buildah's own user namespace can remove.
-	if _, err := os.Stat(filepath.Join(c.work, "buildah")); err == nil {
-		if old, err := newBuildah(filepath.Join(c.work, "buildah")); err == nil {
-			old.remove()
-		}
-	}
+	// the reference's own user namespace can remove.
+	cleanOldReference(c.work)
 	_ = exec.Command("rm", "-rf", c.work).Run()
 	if err := os.MkdirAll(c.work, 0o755); err != nil {
 		return false, err
@@ -158,16 +161,15 @@ func run(c config) (bool, error) {
 		return false, err
 	}
 	defer s.Close()
-	b, err := newBuildah(filepath.Join(c.work, "buildah"))
+	ref, err := newReference(c)
 	if err != nil {
 		return false, err
 	}
-	defer b.remove()
-	// The same base image on both sides: strata exports it, buildah pulls
-	// the export and names it localhost/NAME.
-	// buildah names what it pulls from an OCI layout after the layout's
-	// path, which must then be lower case: the layout lives in its own
-	// temp dir.
+	defer ref.remove()
+	// The same base image on both sides: strata exports it, the
+	// reference imports that export (buildah names what it pulls from an
+	// OCI layout after the layout's path, which must then be lower case:
+	// the layout lives in its own temp dir).
 	layout, err := os.MkdirTemp("", "strata-compare-bases-")
 	if err != nil {
 		return false, err
@@ -179,12 +181,8 @@ func run(c config) (bool, error) {
 			return false, fmt.Errorf("base %s: %w", name, err)
 		}
 		st.images[name] = builder.FromOCILayout(layout + ":" + name)
-		id, err := b.run("pull", "-q", "oci:"+layout+":"+name)
-		if err != nil {
-			return false, fmt.Errorf("buildah pull of base %s: %w", name, err)
-		}
-		if _, err := b.run("tag", strings.TrimSpace(id), "localhost/"+name); err != nil {
-			return false, err
+		if err := ref.base(layout, name); err != nil {
+			return false, fmt.Errorf("%s: base %s: %w", ref.name(), name, err)
 		}
 	}
 
@@ -196,17 +194,17 @@ func run(c config) (bool, error) {
 			return false, err
 		}
 		o.strataErr = st.build(j, dir, &o.strata, c.edit)
-		o.buildahErr = b.build(j, dir, &o.buildah, c.edit)
-		if o.strataErr == nil && o.buildahErr == nil {
-			o.diffs, err = compare(dir)
+		o.refErr = ref.build(j, dir, &o.ref, c.edit)
+		if o.strataErr == nil && o.refErr == nil {
+			o.diffs, err = compare(dir, ref.name())
 			if err != nil {
 				return false, fmt.Errorf("%s: %w", j.name, err)
 			}
 		}
-		report(os.Stdout, o, c.verbose, c.edit != "")
+		report(os.Stdout, o, ref.name(), c.verbose, c.edit != "")
 		outs = append(outs, o)
 	}
-	return summary(os.Stdout, outs), nil
+	return summary(os.Stdout, outs, ref.name()), nil
 }
 
 var secretID = regexp.MustCompile(`type=secret[^ ]*?id=([A-Za-z0-9_.-]+)|id=([A-Za-z0-9_.-]+)[^ ]*?type=secret`)
@@ -283,7 +281,7 @@ func (c config) jobs() ([]job, error) {
 
 // strataSide builds jobs with strata: through the library (one session per
 // build on one store) or, with -cli, through the strata command (a process
-// per build, as on buildah's side).
+// per build, as on the reference's side).
 type strataSide struct {
 	ctx     context.Context
 	cli     string
@@ -417,81 +415,16 @@ func tail(s string) string {
 	return strings.Join(l, "\n")
 }
 
-type buildah struct {
-	root   string
-	global []string
-	env    []string
-}
-
-// remove deletes buildah's store: its containers and images through
-// buildah, then the directories inside buildah's user namespace.
-func (b *buildah) remove() {
-	_, _ = b.run("rm", "--all")
-	_, _ = b.run("rmi", "--all", "--force")
-	_, _ = b.run("unshare", "rm", "-rf", filepath.Join(b.root, "graph"), filepath.Join(b.root, "run"))
-	_ = os.RemoveAll(b.root)
-}
-
-func newBuildah(root string) (*buildah, error) {
-	if _, err := exec.LookPath("buildah"); err != nil {
-		return nil, errors.New("the buildah command is not installed (apt-get install --no-install-recommends buildah)")
-	}
-	xdg := filepath.Join(root, "xdg")
-	if err := os.MkdirAll(xdg, 0o700); err != nil {
-		return nil, err
-	}
-	return &buildah{
-		root:   root,
-		global: []string{"--root", filepath.Join(root, "graph"), "--runroot", filepath.Join(root, "run"), "--storage-driver", "overlay"},
-		env:    append(os.Environ(), "XDG_RUNTIME_DIR="+xdg),
-	}, nil
-}
-
-func (b *buildah) run(args ...string) (string, error) {
-	cmd := exec.Command("buildah", append(slices.Clone(b.global), args...)...)
-	cmd.Env = b.env
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("buildah %s: %v\n%s", args[0], err, tail(out.String()+errOut.String()))
-	}
-	return out.String(), nil
-}
-
-func (b *buildah) build(j job, dir string, t *timings, edit string) error {
-	tag := "localhost/compare-" + filepath.Base(dir)
-	args := []string{"bud", "--layers", "--runtime", "runc", "--network", "host", "--pull=never", "-f", j.dockerfile, "-t", tag}
-	for _, k := range slices.Sorted(maps.Keys(j.args)) {
-		args = append(args, "--build-arg", k+"="+j.args[k])
-	}
-	if j.target != "" {
-		args = append(args, "--target", j.target)
-	}
-	for _, id := range slices.Sorted(maps.Keys(j.secrets)) {
-		p := filepath.Join(dir, "secret-"+id)
-		if err := os.WriteFile(p, []byte(j.secrets[id]), 0o600); err != nil {
-			return err
-		}
-		args = append(args, "--secret", "id="+id+",src="+p)
-	}
-	args = append(args, j.context)
-	return timed(t, j, edit, func() error {
-		_, err := b.run(args...)
-		return err
-	}, func() error {
-		_, err := b.run("push", "--quiet", tag, "oci:"+filepath.Join(dir, "buildah")+":out")
-		return err
-	})
-}
-
-func compare(dir string) ([]imagediff.Difference, error) {
+// compare loads the two images a job made (dir/strata and dir/<ref>,
+// both named "out") and lists their differences.
+func compare(dir, ref string) ([]imagediff.Difference, error) {
 	a, err := imagediff.Load(filepath.Join(dir, "strata"), "out")
 	if err != nil {
 		return nil, fmt.Errorf("strata's image: %w", err)
 	}
-	b, err := imagediff.Load(filepath.Join(dir, "buildah"), "out")
+	b, err := imagediff.Load(filepath.Join(dir, ref), "out")
 	if err != nil {
-		return nil, fmt.Errorf("buildah's image: %w", err)
+		return nil, fmt.Errorf("%s's image: %w", ref, err)
 	}
 	dropStubs(a, b)
 	return imagediff.Compare(a, b, imagediff.Options{IgnoreLabels: []string{"io.buildah."}}), nil
@@ -502,35 +435,35 @@ func compare(dir string) ([]imagediff.Difference, error) {
 // had none; strata (like BuildKit) removes them.
 var runStubs = []string{"dev", "proc", "sys", "run", "etc/hostname", "etc/hosts", "etc/resolv.conf"}
 
-// dropStubs removes from buildah's image the empty stubs strata's image
-// does not have.
-func dropStubs(strata, buildah *imagediff.Image) {
+// dropStubs removes from the reference's image the empty stubs strata's
+// image does not have.
+func dropStubs(strata, ref *imagediff.Image) {
 	for _, p := range runStubs {
-		f, ok := buildah.Files[p]
+		f, ok := ref.Files[p]
 		if _, inStrata := strata.Files[p]; !ok || inStrata {
 			continue
 		}
 		empty := f.Type == 'f' && f.Size == 0 || f.Type == 'd'
-		for n := range buildah.Files {
+		for n := range ref.Files {
 			if strings.HasPrefix(n, p+"/") {
 				empty = false
 			}
 		}
 		if empty {
-			delete(buildah.Files, p)
+			delete(ref.Files, p)
 		}
 	}
 }
 
-func report(w io.Writer, o outcome, verbose, edit bool) {
+func report(w io.Writer, o outcome, ref string, verbose, edit bool) {
 	state := "same"
 	switch {
-	case o.strataErr != nil && o.buildahErr != nil:
+	case o.strataErr != nil && o.refErr != nil:
 		state = "both refused"
 	case o.strataErr != nil:
 		state = "strata refused"
-	case o.buildahErr != nil:
-		state = "buildah refused"
+	case o.refErr != nil:
+		state = ref + " refused"
 	case len(o.diffs) > 0:
 		state = fmt.Sprintf("DIFFERENT (%d)", len(o.diffs))
 	}
@@ -539,30 +472,30 @@ func report(w io.Writer, o outcome, verbose, edit bool) {
 		l, _, _ := strings.Cut(err.Error(), "\n")
 		return l
 	}
-	if o.strataErr != nil {
-		fmt.Fprintf(w, "   strata:  %s\n", firstLine(o.strataErr))
-		if verbose {
-			fmt.Fprintln(w, indent(o.strataErr.Error()))
+	for _, side := range []struct {
+		name string
+		err  error
+	}{{"strata", o.strataErr}, {ref, o.refErr}} {
+		if side.err == nil {
+			continue
 		}
-	}
-	if o.buildahErr != nil {
-		fmt.Fprintf(w, "   buildah: %s\n", firstLine(o.buildahErr))
+		fmt.Fprintf(w, "   %-8s %s\n", side.name+":", firstLine(side.err))
 		if verbose {
-			fmt.Fprintln(w, indent(o.buildahErr.Error()))
+			fmt.Fprintln(w, indent(side.err.Error()))
 		}
 	}
 	for _, d := range o.diffs {
-		fmt.Fprintf(w, "   %s   (strata | buildah)\n", d)
+		fmt.Fprintf(w, "   %s   (strata | %s)\n", d, ref)
 	}
-	if o.strataErr == nil && o.buildahErr == nil {
-		fmt.Fprintf(w, "   %-22s %9s %9s %7s\n", "time", "strata", "buildah", "ratio")
+	if o.strataErr == nil && o.refErr == nil {
+		fmt.Fprintf(w, "   %-22s %9s %9s %7s\n", "time", "strata", ref, "ratio")
 		row := func(name string, s, b time.Duration) {
 			fmt.Fprintf(w, "   %-22s %8.2fs %8.2fs %6.2fx\n", name, s.Seconds(), b.Seconds(), b.Seconds()/s.Seconds())
 		}
-		row("cold build", o.strata.cold, o.buildah.cold)
-		row("no-change rebuild", o.strata.warm, o.buildah.warm)
+		row("cold build", o.strata.cold, o.ref.cold)
+		row("no-change rebuild", o.strata.warm, o.ref.warm)
 		if edit {
-			row("one-file-edit rebuild", o.strata.edit, o.buildah.edit)
+			row("one-file-edit rebuild", o.strata.edit, o.ref.edit)
 		}
 	}
 }
@@ -571,16 +504,16 @@ func indent(s string) string {
 	return "      " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n      ")
 }
 
-func summary(w io.Writer, outs []outcome) bool {
-	var same, differ, both, strataOnly, buildahOnly int
+func summary(w io.Writer, outs []outcome, ref string) bool {
+	var same, differ, both, strataOnly, refOnly int
 	for _, o := range outs {
 		switch {
-		case o.strataErr != nil && o.buildahErr != nil:
+		case o.strataErr != nil && o.refErr != nil:
 			both++
 		case o.strataErr != nil:
 			strataOnly++
-		case o.buildahErr != nil:
-			buildahOnly++
+		case o.refErr != nil:
+			refOnly++
 		case len(o.diffs) > 0:
 			differ++
 		default:
@@ -588,9 +521,9 @@ func summary(w io.Writer, outs []outcome) bool {
 		}
 	}
 	fmt.Fprintf(w, "\n%d Dockerfiles: %d built by both and the same, %d built by both and different, "+
-		"%d refused by both, %d refused by strata only, %d refused by buildah only\n",
-		len(outs), same, differ, both, strataOnly, buildahOnly)
-	fmt.Fprintln(w, "(ratio = buildah time / strata time; above 1 means strata is faster)")
+		"%d refused by both, %d refused by strata only, %d refused by %s only\n",
+		len(outs), same, differ, both, strataOnly, refOnly, ref)
+	fmt.Fprintf(w, "(ratio = %s time / strata time; above 1 means strata is faster)\n", ref)
 	return differ > 0
 }
 

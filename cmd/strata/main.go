@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -51,7 +52,10 @@ Exit codes:
   1    the build failed (a step failed; the error names the step)
   2    usage error: bad flags, spec file or Dockerfile syntax
   3    environment error: no runc, no subuid/subgid mapping, the store cannot be opened
-  130  interrupted (SIGINT or SIGTERM): the running step was stopped and cleaned up
+  130  interrupted (SIGINT), 143 terminated (SIGTERM), 129 hangup (SIGHUP):
+       the running step was stopped and cleaned up, nothing was recorded for it
+       and nothing was pushed after the signal; a second signal (a second or
+       more after the first) exits at once, and the build guard cleans up
 `
 
 func main() {
@@ -111,9 +115,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case interrupted():
-		fmt.Fprintln(stderr, "strata: interrupted")
-		return exitInterrupted
+	case interrupted() != nil:
+		fmt.Fprintf(stderr, "strata: %s\n", signalWord(interrupted()))
+		return signalStatus(interrupted())
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.As(err, &ue):
@@ -133,33 +137,62 @@ func run(args []string, stdout, stderr io.Writer) int {
 // errReported is a build failure the progress renderer already printed.
 var errReported = errors.New("build failed")
 
-// signalContext returns a context cancelled by the first SIGINT or SIGTERM
-// (the builder then stops the running step and cleans up); a second signal
-// exits at once.
-func signalContext() (context.Context, func() bool, func()) {
+// signalContext returns a context cancelled by the first SIGINT, SIGTERM
+// or SIGHUP (the builder then stops the running step and cleans up) and a
+// func that returns that signal (nil while none came). A second signal, a
+// second or more after the first, exits at once with the first signal's
+// status; the build guard of the process then stops the step and cleans up
+// (runners/guard.go). Copies of one signal that arrive together (Ctrl-C
+// reaches every process of the group, and the user-namespace parent
+// forwards its own copy) count once.
+func signalContext() (context.Context, func() os.Signal, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	got := make(chan struct{})
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	var mu sync.Mutex
+	var first os.Signal
 	go func() {
-		if _, ok := <-ch; !ok {
+		sig, ok := <-ch
+		if !ok {
 			return
 		}
-		close(got)
+		mu.Lock()
+		first = sig
+		mu.Unlock()
 		cancel()
-		if _, ok := <-ch; ok {
-			os.Exit(exitInterrupted)
+		at := time.Now()
+		for range ch {
+			if time.Since(at) >= time.Second {
+				os.Exit(signalStatus(sig))
+			}
 		}
 	}()
-	interrupted := func() bool {
-		select {
-		case <-got:
-			return true
-		default:
-			return false
-		}
+	got := func() os.Signal {
+		mu.Lock()
+		defer mu.Unlock()
+		return first
 	}
-	return ctx, interrupted, func() { signal.Stop(ch); cancel() }
+	return ctx, got, func() { signal.Stop(ch); cancel() }
+}
+
+// signalStatus is the exit status a shell reports for a process that a
+// signal ended: 128 + its number (SIGINT 130, SIGTERM 143, SIGHUP 129).
+func signalStatus(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return exitInterrupted
+}
+
+// signalWord is what strata prints when sig stopped the build.
+func signalWord(sig os.Signal) string {
+	switch sig {
+	case syscall.SIGTERM:
+		return "terminated"
+	case syscall.SIGHUP:
+		return "hangup"
+	}
+	return "interrupted"
 }
 
 // multi is a repeatable flag.
@@ -194,7 +227,7 @@ func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
-		fmt.Fprint(stderr, "\nExit codes: 0 success, 1 build failed, 2 usage error, 3 environment error, 130 interrupted.\n")
+		fmt.Fprint(stderr, "\nExit codes: 0 success, 1 build failed, 2 usage error, 3 environment error, 130 interrupted (143 SIGTERM, 129 SIGHUP).\n")
 	}
 	return fs
 }
@@ -419,6 +452,9 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	if insecure {
 		sopts = append(sopts, builder.WithInsecureRegistries())
 	}
+	if forceBuild {
+		sopts = append(sopts, builder.ForceBuildAll())
+	}
 	if sde != "" {
 		n, err := strconv.ParseInt(sde, 10, 64)
 		if err != nil {
@@ -426,7 +462,9 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		}
 		sopts = append(sopts, builder.SourceDateEpoch(time.Unix(n, 0)))
 	}
-	bopts := []builder.BuildOption{builder.WithProgressFunc(r.event)}
+	// Signals are signalContext's: it cancels ctx, and run prints what
+	// stopped the build and exits with the signal's status.
+	bopts := []builder.BuildOption{builder.WithProgressFunc(r.event), builder.WithoutSignalHandling()}
 	for _, t := range tags {
 		bopts = append(bopts, builder.WithTag(t))
 	}
@@ -465,9 +503,6 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	default:
 		return usagef("--compression %q: use gzip, zstd or none (local outputs only)", compression)
 	}
-	if forceBuild {
-		os.Setenv(builder.EnvForceBuild, "1")
-	}
 
 	s, err := openSession(ctx, sf, sopts...)
 	if err != nil {
@@ -475,7 +510,13 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	}
 	defer s.Close()
 	if explain {
-		ex, err := s.Explain(ctx, img, bopts...)
+		// Explain compares with the build of the first --tag; the other
+		// flags are the build's.
+		var eopts []builder.BuildOption
+		if len(tags) > 0 {
+			eopts = append(eopts, builder.WithTag(tags[0]))
+		}
+		ex, err := s.Explain(ctx, img, eopts...)
 		if err != nil {
 			return usageError{err}
 		}

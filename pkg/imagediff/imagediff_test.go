@@ -34,6 +34,8 @@ func dir(name string, mode int64) ent { return ent{name: name, typ: tar.TypeDir,
 // or "zstd"; breakDiffID writes a wrong diff ID for the first layer.
 func layout(t *testing.T, ref string, cfg v1.ImageConfig, compress string, breakDiffID bool, layers ...[]ent) string {
 	t.Helper()
+	// "gzip+pad": the layer tar has padding after its end-of-archive blocks.
+	compress, pad := strings.CutSuffix(compress, "+pad")
 	dir := t.TempDir()
 	blobs := filepath.Join(dir, "blobs", "sha256")
 	if err := os.MkdirAll(blobs, 0o755); err != nil {
@@ -69,6 +71,10 @@ func layout(t *testing.T, ref string, cfg v1.ImageConfig, compress string, break
 			}
 		}
 		tw.Close()
+		if pad {
+			// Padding past the two end blocks, as Python's tarfile writes.
+			raw.Write(make([]byte, 8192))
+		}
 		diffID := digest.FromBytes(raw.Bytes())
 		if breakDiffID && i == 0 {
 			diffID = digest.FromString("wrong")
@@ -244,5 +250,22 @@ func TestLoadErrors(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "blobs", "sha256", m.Layers[0].Digest.Encoded()), []byte("garbage"), 0o644)
 	if _, err := Load(dir, ""); err == nil || !strings.Contains(err.Error(), "layer 1") {
 		t.Errorf("damaged layer: %v", err)
+	}
+}
+
+// TestLoadPaddedTar: a layer whose tar goes on past its end-of-archive
+// blocks (padding to a record size) loads: its diff ID is the digest of
+// the whole stream, padding included.
+func TestLoadPaddedTar(t *testing.T) {
+	t.Parallel()
+	for _, c := range []string{"+pad", "gzip+pad", "zstd+pad"} {
+		img, err := Load(layout(t, "x", v1.ImageConfig{}, c, false, baseLayer), "x")
+		if err != nil {
+			t.Errorf("%s: %v", c, err)
+			continue
+		}
+		if len(img.Files) == 0 {
+			t.Errorf("%s: no files", c)
+		}
 	}
 }

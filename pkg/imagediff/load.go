@@ -181,7 +181,8 @@ func (img *Image) apply(dir string, blob, diffID digest.Digest) error {
 		r = zr
 	}
 	uncompressed := sha256.New()
-	tr := tar.NewReader(io.TeeReader(r, uncompressed))
+	tee := io.TeeReader(r, uncompressed)
+	tr := tar.NewReader(tee)
 	type entry struct {
 		name string
 		file File
@@ -245,8 +246,8 @@ func (img *Image) apply(dir string, blob, diffID digest.Digest) error {
 		}
 		adds = append(adds, entry{name, file, hard})
 	}
-	// The rest of the stream (tar padding) belongs to the digests.
-	if _, err := io.Copy(io.Discard, r); err != nil {
+	// The rest of the stream (tar padding) belongs to both digests.
+	if _, err := io.Copy(io.Discard, tee); err != nil {
 		return err
 	}
 	if _, err := io.Copy(io.Discard, br); err != nil {

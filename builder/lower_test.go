@@ -1,0 +1,399 @@
+package builder
+
+import (
+	"archive/tar"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stratabuild/strata/runners"
+)
+
+var update = flag.Bool("update", false, "rewrite builder/testdata/plankeys.golden")
+
+// lowerFixture is a build context and a set of images that, between
+// them, use every step kind and every Dockerfile instruction strata
+// plans, each with its options.
+type lowerFixture struct {
+	dir    string
+	images map[string]Image
+}
+
+var lowerFn = RegisterFunction("lower-test-fn", "v1", func(context.Context, []string) error { return nil })
+
+const lowerDockerfile = `# syntax=docker/dockerfile:1
+ARG TAG=one
+FROM base AS deps
+ARG TAG
+ENV APP=/app PORT=8080
+LABEL org.example.a=1 org.example.b="two words"
+MAINTAINER someone@example.com
+WORKDIR $APP/src
+RUN echo $TAG > tag && mkdir -p /out
+RUN ["/bin/sh", "-c", "echo exec > /out/exec"]
+RUN --mount=type=cache,target=/root/.cache,id=pip,sharing=locked echo cached
+RUN --mount=type=tmpfs,target=/scratch --network=none echo tmpfs
+RUN --mount=type=secret,id=tok,env=TOKEN test -n "$TOKEN"
+RUN --mount=type=bind,source=conf,target=/conf cat /conf
+RUN <<EOF
+echo heredoc > /out/here
+EOF
+COPY --chown=1000:1000 --chmod=640 conf /etc/conf
+COPY src/*.txt /txt/
+COPY --exclude=*.tmp src/ /src/
+COPY <<EOF /etc/inline.txt
+inline file
+EOF
+ADD files.tar /unpacked/
+
+FROM base
+COPY --from=deps /out /out
+RUN --mount=type=bind,from=deps,source=/out,target=/mnt/out cat /mnt/out/exec
+USER 1000:1000
+STOPSIGNAL SIGTERM
+EXPOSE 8080 53/udp
+VOLUME /data
+SHELL ["/bin/sh", "-ec"]
+RUN echo shell form
+ONBUILD RUN echo triggered
+HEALTHCHECK --interval=5s CMD true
+ENTRYPOINT ["/bin/app"]
+CMD ["--serve"]
+`
+
+// writeTestTar writes a tar of files (fixed modes and times) at p.
+func writeTestTar(t *testing.T, p string, files map[string]string) {
+	t.Helper()
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	for _, name := range []string{"f1", "d/f2"} {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(files[name]))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(files[name])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+func newLowerFixture(t *testing.T) lowerFixture {
+	t.Helper()
+	dir := tempTree(t, map[string]string{
+		"conf": "key=value\n", "src/a.txt": "a", "src/b.txt": "b", "src/c.tmp": "c",
+		"requirements.txt": "requests==2.31.0\n", "app/main.py": "print('hi')\n",
+		"Dockerfile": lowerDockerfile,
+	})
+	writeTestTar(t, filepath.Join(dir, "files.tar"), map[string]string{"f1": "one", "d/f2": "two"})
+	base := FromArchive(emptyRootfs(t))
+	tok := SecretFromMap("tok", map[string]string{"TOKEN": "s3cret"})
+	goChain := base.Shell([]string{"/bin/bash", "-c"}).
+		Env(map[string]string{"A": "1", "B": "2"}).
+		Workdir("/work").
+		RunCommands([]string{"echo hi > /hi", "true"}, WithEnv(map[string]string{"R": "1"}), WithSecrets(tok)).
+		RunCommands([]string{"nvidia-smi"}, GPU("H100:2")).
+		AptInstall([]string{"git", "curl", "git"}).
+		PipInstall([]string{"numpy==2.0.0", "requests"}, IndexURL("http://127.0.0.1:1/simple")).
+		PipInstallFromRequirements(filepath.Join(dir, "requirements.txt")).
+		UvPipInstall([]string{"rich"}).
+		RunFunction(lowerFn, []string{"x", "y z"}).
+		AddLocalDir(filepath.Join(dir, "app"), "/app", Copy(), Ignore("*.pyc")).
+		AddLocalFile(filepath.Join(dir, "conf"), "/etc/late.conf").
+		Entrypoint([]string{"/bin/app"}).
+		Cmd([]string{"serve"})
+	df := FromDockerfile(filepath.Join(dir, "Dockerfile"), ContextDir(dir), BuildContext("base", base),
+		BuildArgs(map[string]string{"TAG": "two"}), WithSecrets(tok))
+	cmds := base.DockerfileCommands([]string{"ENV X=1", "RUN echo $X", "COPY conf /conf", `CMD ["sh"]`}, ContextDir(dir))
+	return lowerFixture{dir: dir, images: map[string]Image{"go": goChain, "dockerfile": df, "commands": cmds}}
+}
+
+// planFor plans img as a session with these settings would.
+func planFor(t *testing.T, img Image, sde *time.Time, cleanup, force bool) *Plan {
+	t.Helper()
+	pe := newPlanEnv(&runners.Resolver{}, sde, t.TempDir())
+	pe.cleanup, pe.forceAll = cleanup, force
+	p, err := plan(context.Background(), img, pe)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	return p
+}
+
+// writePlanKeys writes a line per step of p, and then of the plans its
+// steps copy from or mount.
+func writePlanKeys(b *strings.Builder, prefix string, p *Plan) {
+	for _, st := range p.Steps {
+		fmt.Fprintf(b, "%s %d %s %s %s\n", prefix, st.Index, st.Method, st.Spec.Kind, st.Key)
+	}
+	for _, st := range p.Steps {
+		for i, dp := range st.deps {
+			writePlanKeys(b, fmt.Sprintf("%s/step%d-dep%d", prefix, st.Index, i), dp)
+		}
+	}
+}
+
+// TestPlanKeysGolden pins the key of every step the fixture plans, with
+// and without the session settings that enter keys: a change to how a
+// step is lowered must not change a user's cache (RecipeVersion says
+// when it must).
+func TestPlanKeysGolden(t *testing.T) {
+	fx := newLowerFixture(t)
+	sde := time.Unix(1700000000, 0).UTC()
+	var b strings.Builder
+	for _, name := range []string{"go", "dockerfile", "commands"} {
+		for _, mode := range []string{"default", "reproducible"} {
+			var p *Plan
+			if mode == "default" {
+				p = planFor(t, fx.images[name], nil, false, false)
+			} else {
+				p = planFor(t, fx.images[name], &sde, true, false)
+			}
+			writePlanKeys(&b, name+"/"+mode, p)
+		}
+	}
+	golden := filepath.Join("testdata", "plankeys.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestPlanKeysGolden -update to write it)", err)
+	}
+	if got := b.String(); got != string(want) {
+		t.Errorf("planned keys changed (a user's cache would miss); if on purpose, bump layers.RecipeVersion and run with -update.\ngot:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestPlanWritesNothing: planning names the host directories of cache
+// mounts and heredoc files but makes them only when the step runs.
+func TestPlanWritesNothing(t *testing.T) {
+	fx := newLowerFixture(t)
+	root := t.TempDir()
+	pe := newPlanEnv(&runners.Resolver{}, nil, root)
+	p, err := plan(context.Background(), fx.images["dockerfile"], pe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := os.ReadDir(root); err != nil || len(ents) != 0 {
+		t.Fatalf("planning wrote %v into the mount root (%v)", ents, err)
+	}
+	var cache, inline int
+	var walk func(*Plan)
+	walk = func(p *Plan) {
+		for _, st := range p.Steps {
+			cache += len(st.cacheMounts)
+			inline += len(st.inlines)
+			for _, dp := range st.deps {
+				walk(dp)
+			}
+		}
+	}
+	walk(p)
+	if cache == 0 || inline == 0 {
+		t.Fatalf("the fixture plans %d cache mounts and %d heredoc files; want some of each", cache, inline)
+	}
+}
+
+// runView is what the runner is given for a step, as text, with host
+// paths made relative to the places they come from: commands, shell,
+// environment, mounts, copies, config changes, the images it reads
+// (by key), the secrets it gets (by name, never value) and what the
+// build makes on the host for it. Left out: the proxy variables
+// (unkeyedEnv, deliberately unkeyed, as in BuildKit) and Force.
+func runView(t *testing.T, st PlannedStep, dirs ...string) string {
+	t.Helper()
+	rs := st.run
+	rs.Name, rs.Output = "", nil
+	var deps []string
+	for _, dp := range st.deps {
+		deps = append(deps, string(dp.Steps[len(dp.Steps)-1].Key))
+	}
+	var secrets []string
+	for _, sec := range st.secrets {
+		for _, k := range sec.keys() {
+			secrets = append(secrets, sec.name+"/"+k)
+		}
+	}
+	var secretMounts []string
+	for _, m := range st.secretMounts {
+		// required only decides whether a missing secret fails the step
+		// before it runs: it changes no result, and is not keyed.
+		secretMounts = append(secretMounts, fmt.Sprintf("%s %s %s", m.id, m.target, m.env))
+	}
+	var cache []string
+	for _, c := range st.cacheMounts {
+		cache = append(cache, fmt.Sprintf("%s %s uid=%s gid=%s mode=%s", c.id, c.dir, optUint(c.uid), optUint(c.gid), optUint(c.mode)))
+	}
+	var inlines []string
+	for _, in := range st.inlines {
+		inlines = append(inlines, in.name+"="+in.data)
+	}
+	v := fmt.Sprintf("%#v\nbase=%#v deps=%q fromDep=%v mountDep=%v secrets=%q secretMounts=%q cache=%q inline=%q",
+		rs, st.base, deps, st.fromDep, st.mountDep, secrets, secretMounts, cache, inlines)
+	for _, d := range dirs {
+		v = strings.ReplaceAll(v, d, "<dir>")
+	}
+	// Pointers print as addresses: show what they point to.
+	v = ptrRE.ReplaceAllString(v, "(ptr)")
+	return v + "\n" + configView(rs.Config)
+}
+
+var ptrRE = regexp.MustCompile(`\(\*[a-z.\[\]]+\)\(0x[0-9a-f]+\)`)
+
+func configView(c runners.ConfigChange) string {
+	s := func(p *string) string {
+		if p == nil {
+			return "<nil>"
+		}
+		return *p
+	}
+	l := func(p *[]string) string {
+		if p == nil {
+			return "<nil>"
+		}
+		return fmt.Sprintf("%q", *p)
+	}
+	return fmt.Sprintf("workdir=%s entrypoint=%s cmd=%s user=%s stopsignal=%s author=%s", s(c.Workdir), l(c.Entrypoint), l(c.Cmd), s(c.User), s(c.StopSignal), s(c.Author))
+}
+
+// TestLoweringKeysWhatRuns: for every step kind, variants that each
+// change one thing about the step; for any two steps on the same parent,
+// the keys differ exactly when what the runner is given differs. A key
+// that misses something the runner uses would reuse a wrong layer; a key
+// that covers something the runner never sees would miss for nothing.
+func TestLoweringKeysWhatRuns(t *testing.T) {
+	fx := newLowerFixture(t)
+	dir := fx.dir
+	base := FromArchive(emptyRootfs(t))
+	tok := SecretFromMap("tok", map[string]string{"TOKEN": "s3cret"})
+	tok2 := SecretFromMap("tok", map[string]string{"TOKEN": "other value"})
+	other := SecretFromMap("other", map[string]string{"OTHER": "x"})
+	dc := func(lines ...string) Image { return base.DockerfileCommands(lines, ContextDir(dir)) }
+	variants := map[string]Image{
+		// run
+		"run":                base.RunCommands([]string{"echo a"}),
+		"run/commands":       base.RunCommands([]string{"echo b"}),
+		"run/two":            base.RunCommands([]string{"echo a", "true"}),
+		"run/shell":          base.Shell([]string{"/bin/bash", "-c"}).RunCommands([]string{"echo a"}),
+		"run/env":            base.RunCommands([]string{"echo a"}, WithEnv(map[string]string{"E": "1"})),
+		"run/env2":           base.RunCommands([]string{"echo a"}, WithEnv(map[string]string{"E": "2"})),
+		"run/gpu":            base.RunCommands([]string{"echo a"}, GPU("any")),
+		"run/secret":         base.RunCommands([]string{"echo a"}, WithSecrets(tok)),
+		"run/secret-value":   base.RunCommands([]string{"echo a"}, WithSecrets(tok2)),
+		"run/secret-other":   base.RunCommands([]string{"echo a"}, WithSecrets(other)),
+		"run/force":          base.RunCommands([]string{"echo a"}, ForceBuild()),
+		"run/cache":          base.RunCommands([]string{"echo a"}, CacheMount("/root/.cache")),
+		"run/cache-locked":   base.RunCommands([]string{"echo a"}, LockedCacheMount("/root/.cache")),
+		"run/input":          base.PipInstallFromRequirements(filepath.Join(dir, "requirements.txt")),
+		"run/apt":            base.AptInstall([]string{"git"}),
+		"run/apt2":           base.AptInstall([]string{"git", "curl"}),
+		"df/run":             dc("RUN echo a"),
+		"df/exec":            dc(`RUN ["echo", "a"]`),
+		"df/exec2":           dc(`RUN ["echo", "b"]`),
+		"df/arg":             dc("ARG V=1", "RUN echo a"),
+		"df/arg2":            dc("ARG V=2", "RUN echo a"),
+		"df/network":         dc("RUN --network=none echo a"),
+		"df/tmpfs":           dc("RUN --mount=type=tmpfs,target=/t echo a"),
+		"df/cache":           dc("RUN --mount=type=cache,target=/c echo a"),
+		"df/cache-id":        dc("RUN --mount=type=cache,target=/c,id=other echo a"),
+		"df/cache-ro":        dc("RUN --mount=type=cache,target=/c,ro echo a"),
+		"df/cache-uid":       dc("RUN --mount=type=cache,target=/c,uid=1000 echo a"),
+		"df/cache-mode":      dc("RUN --mount=type=cache,target=/c,mode=0700 echo a"),
+		"df/cache-locked":    dc("RUN --mount=type=cache,target=/c,sharing=locked echo a"),
+		"df/bind":            dc("RUN --mount=type=bind,source=conf,target=/conf echo a"),
+		"df/bind-target":     dc("RUN --mount=type=bind,source=conf,target=/other echo a"),
+		"df/secret":          dc("RUN --mount=type=secret,id=tok echo a"),
+		"df/secret-env":      dc("RUN --mount=type=secret,id=tok,env=TOKEN echo a"),
+		"df/secret-required": dc("RUN --mount=type=secret,id=tok,required echo a"),
+		"function":           base.RunFunction(lowerFn, []string{"a"}),
+		"function/args":      base.RunFunction(lowerFn, []string{"b"}),
+		"function/env":       base.RunFunction(lowerFn, []string{"a"}, WithEnv(map[string]string{"E": "1"})),
+		// config
+		"env":           base.Env(map[string]string{"A": "1"}),
+		"env/value":     base.Env(map[string]string{"A": "2"}),
+		"workdir":       base.Workdir("/w"),
+		"workdir/df":    dc("WORKDIR /w"),
+		"user":          base.DockerfileCommands([]string{"USER 1000"}),
+		"label":         dc("LABEL a=1"),
+		"entrypoint":    base.Entrypoint([]string{"/app"}),
+		"entrypoint/df": dc(`ENTRYPOINT ["/app"]`),
+		"cmd":           base.Cmd([]string{"serve"}),
+		"expose":        dc("EXPOSE 80"),
+		"volume":        dc("VOLUME /data"),
+		"stopsignal":    dc("STOPSIGNAL SIGINT"),
+		"maintainer":    dc("MAINTAINER me"),
+		"onbuild":       dc("ONBUILD RUN true"),
+		// copy
+		"copy":          dc("COPY conf /etc/conf"),
+		"copy/dest":     dc("COPY conf /etc/other"),
+		"copy/chown":    dc("COPY --chown=1:1 conf /etc/conf"),
+		"copy/chmod":    dc("COPY --chmod=600 conf /etc/conf"),
+		"copy/glob":     dc("COPY src/*.txt /txt/"),
+		"copy/dir":      dc("COPY src/ /src/"),
+		"copy/exclude":  dc("COPY --exclude=*.tmp src/ /src/"),
+		"copy/parents":  dc("COPY --parents src/a.txt /p/"),
+		"copy/add":      dc("ADD conf /etc/conf"),
+		"copy/add-tar":  dc("ADD files.tar /x/"),
+		"copy/heredoc":  dc("COPY <<EOF /etc/h\none\nEOF"),
+		"copy/heredoc2": dc("COPY <<EOF /etc/h\ntwo\nEOF"),
+		"add":           base.AddLocalDir(filepath.Join(dir, "src"), "/src", Copy()),
+		"add/dest":      base.AddLocalDir(filepath.Join(dir, "src"), "/other", Copy()),
+		"add/ignore":    base.AddLocalDir(filepath.Join(dir, "src"), "/src", Copy(), Ignore("*.tmp")),
+		"add/file":      base.AddLocalFile(filepath.Join(dir, "conf"), "/etc/conf", Copy()),
+	}
+	type planned struct {
+		name string
+		st   PlannedStep
+		view string
+	}
+	var steps []planned
+	sde := time.Unix(1700000000, 0).UTC()
+	mountRoot := t.TempDir()
+	for name, img := range variants {
+		for _, mode := range []string{"", "+sde", "+cleanup"} {
+			if mode != "" && !strings.HasPrefix(name, "run") && name != "env" && name != "copy" {
+				continue
+			}
+			pe := newPlanEnv(&runners.Resolver{}, nil, mountRoot)
+			switch mode {
+			case "+sde":
+				pe.sde = &sde
+			case "+cleanup":
+				pe.cleanup = true
+			}
+			p, err := plan(context.Background(), img, pe)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			st := p.Steps[len(p.Steps)-1]
+			steps = append(steps, planned{name + mode, st, runView(t, st, dir, mountRoot)})
+		}
+	}
+	for i := range steps {
+		for j := i + 1; j < len(steps); j++ {
+			a, b := steps[i], steps[j]
+			sameKey := a.st.Key == b.st.Key
+			sameView := a.view == b.view
+			switch {
+			case sameKey && !sameView:
+				t.Errorf("%s and %s have one key but the runner is given different things:\n%s\n---\n%s", a.name, b.name, a.view, b.view)
+			case !sameKey && sameView && a.st.Spec.Kind == b.st.Spec.Kind:
+				t.Errorf("%s and %s have different keys but the runner is given the same:\n%s", a.name, b.name, a.view)
+			}
+		}
+	}
+}

@@ -1,2 +1,0 @@
-FROM busybox
-COPY a.txt b.txt /dest

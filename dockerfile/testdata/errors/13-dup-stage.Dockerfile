@@ -1,2 +1,0 @@
-FROM busybox AS x
-FROM busybox AS x

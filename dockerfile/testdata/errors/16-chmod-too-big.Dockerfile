@@ -1,0 +1,2 @@
+FROM busybox
+COPY --chmod=10000 app.txt /a

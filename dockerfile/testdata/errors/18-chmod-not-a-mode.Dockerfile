@@ -1,0 +1,2 @@
+FROM busybox
+COPY --chmod=0x1ed app.txt /a
