@@ -17,7 +17,8 @@ var updateCompare = flag.Bool("update", false, "rewrite dockerfile/testdata/comp
 // difference against dockerfile/testdata/compare.golden: which files both
 // build the same, which differ and how (each a place where buildah 1.28
 // departs from Docker's behaviour; README "Side by side"), which either
-// refuses. strata must refuse nothing that buildah builds.
+// refuses. strata must refuse nothing that buildah builds. It runs in
+// make compare-golden, outside make test (a comparison of two builders).
 func TestSideBySideWithBuildah(t *testing.T) {
 	requireRootless(t)
 	if testing.Short() {
@@ -42,7 +43,8 @@ func TestSideBySideWithBuildah(t *testing.T) {
 			got = append(got, strings.TrimPrefix(l, "== "))
 		case strings.HasSuffix(l, "(strata | buildah)"):
 			got = append(got, l)
-		case strings.HasPrefix(l, "   strata: ") || strings.Contains(l, "Dockerfiles:"):
+		case strings.HasPrefix(l, "   strata: ") || strings.HasPrefix(l, "   buildah: ") ||
+			strings.Contains(l, "first try") || strings.Contains(l, "Dockerfiles:"):
 			t.Log(l)
 		}
 	}
@@ -63,6 +65,34 @@ func TestSideBySideWithBuildah(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(want) != text {
-		t.Errorf("the side-by-side results changed; if the change is right, run with -update or write this to %s:\n%s\nfull output:\n%s", golden, text, out)
+		// The full output first, the changed lines last: a CI log that
+		// keeps only its tail still says what changed.
+		t.Logf("full output:\n%s", out)
+		t.Errorf("the side-by-side results changed; if the change is right, run with -update or write this to %s:\n%s\nchanged lines (- golden, + this run):\n%s",
+			golden, text, lineDiff(string(want), text))
 	}
+}
+
+// lineDiff lists the lines only one of two texts holds.
+func lineDiff(want, got string) string {
+	count := func(s string) map[string]int {
+		m := map[string]int{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l]++
+		}
+		return m
+	}
+	w, g := count(want), count(got)
+	var b strings.Builder
+	for _, l := range strings.Split(want, "\n") {
+		if g[l] == 0 {
+			b.WriteString("- " + l + "\n")
+		}
+	}
+	for _, l := range strings.Split(got, "\n") {
+		if w[l] == 0 {
+			b.WriteString("+ " + l + "\n")
+		}
+	}
+	return b.String()
 }
