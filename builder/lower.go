@@ -71,6 +71,7 @@ func (pe *planEnv) lower(ctx context.Context, n *node) (PlannedStep, error) {
 	ps.Force = ps.Force || pe.forceAll
 	pe.lowerSessionWide(&spec, &ps)
 	ps.Spec = spec
+	ps.run.History = historyOf(s, spec, &ps)
 	return ps, nil
 }
 

@@ -213,11 +213,12 @@ func TestPlanWritesNothing(t *testing.T) {
 // environment, mounts, copies, config changes, the images it reads
 // (by key), the secrets it gets (by name, never value) and what the
 // build makes on the host for it. Left out: the proxy variables
-// (unkeyedEnv, deliberately unkeyed, as in BuildKit) and Force.
+// (unkeyedEnv, deliberately unkeyed, as in BuildKit), Force, and the name
+// and history entry, which describe the step (TestHistoryGolden).
 func runView(t *testing.T, st PlannedStep, dirs ...string) string {
 	t.Helper()
 	rs := st.run
-	rs.Name, rs.Output = "", nil
+	rs.Name, rs.Output, rs.History = "", nil, ""
 	var deps []string
 	for _, dp := range st.deps {
 		deps = append(deps, string(dp.Steps[len(dp.Steps)-1].Key))
@@ -395,5 +396,51 @@ func TestLoweringKeysWhatRuns(t *testing.T) {
 				t.Errorf("%s and %s have different keys but the runner is given the same:\n%s", a.name, b.name, a.view)
 			}
 		}
+	}
+}
+
+// TestHistoryGolden pins the history entry (created_by) of every step the
+// fixture plans, and checks that none names a secret value, a host path
+// or a cache image.
+func TestHistoryGolden(t *testing.T) {
+	fx := newLowerFixture(t)
+	var b strings.Builder
+	var write func(prefix string, p *Plan)
+	write = func(prefix string, p *Plan) {
+		for _, st := range p.Steps {
+			if st.Index == 0 {
+				continue // the base: its history is its own
+			}
+			fmt.Fprintf(&b, "%s %d %s: %s\n", prefix, st.Index, st.Method, st.run.History)
+			for _, bad := range []string{"s3cret", fx.dir, "strata-cache"} {
+				if strings.Contains(st.run.History, bad) {
+					t.Errorf("%s step %d: history %q names %q", prefix, st.Index, st.run.History, bad)
+				}
+			}
+			if st.run.History == "" {
+				t.Errorf("%s step %d (%s): no history", prefix, st.Index, st.Method)
+			}
+		}
+		for _, st := range p.Steps {
+			for i, dp := range st.deps {
+				write(fmt.Sprintf("%s/step%d-dep%d", prefix, st.Index, i), dp)
+			}
+		}
+	}
+	for _, name := range []string{"go", "dockerfile", "commands"} {
+		write(name, planFor(t, fx.images[name], nil, false, false))
+	}
+	golden := filepath.Join("testdata", "history.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestHistoryGolden -update to write it)", err)
+	}
+	if got := b.String(); got != string(want) {
+		t.Errorf("history changed; if on purpose, run with -update.\ngot:\n%s\nwant:\n%s", got, want)
 	}
 }

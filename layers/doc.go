@@ -6,7 +6,7 @@
 // A step's key is the SHA-256 digest, written "sha256:<hex>", of the JSON
 // document
 //
-//	{"v":1,"parent":"<parent key>","spec":<Spec>}
+//	{"v":2,"parent":"<parent key>","spec":<Spec>}
 //
 // encoded by encoding/json (struct fields in declaration order, map keys
 // sorted, no insignificant whitespace, HTML escaping on). The base of a chain

@@ -11,7 +11,10 @@ import (
 
 // RecipeVersion is mixed into every key. Bump it whenever the way a step is
 // executed changes so that old cache entries are no longer hit.
-const RecipeVersion = 1
+//
+// 2: each step's history entry says what made it (RUN, COPY dir:<digest>
+// in ..., ENV ...) instead of the shell and the cache name of its parent.
+const RecipeVersion = 2
 
 // Key identifies one step's result: "sha256:" followed by 64 hex digits.
 type Key string

@@ -63,6 +63,10 @@ type Step struct {
 	RemoveAfter []string
 	// Config changes applied to the image config.
 	Config ConfigChange
+	// History is what the image's history says made this step's layer
+	// (created_by), e.g. "RUN /bin/sh -c make" or "COPY dir:<digest> in
+	// /app"; empty says only the shell, as Buildah does.
+	History string
 	// Output receives the commands' stdout and stderr; nil discards.
 	Output io.Writer
 }
@@ -288,6 +292,13 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
+	// The history says what the step did, not which image it started
+	// from: the parent is strata's previous step, stored under a cache
+	// name that means nothing outside this store (Buildah would add
+	// "FROM <that name>" as the comment of the entry).
+	b.SetCreatedBy(st.History)
+	b.SetHistoryComment("")
+	b.FromImage = ""
 	Failpoint("commit")
 	id, _, _, err := b.Commit(ctx, nil, buildah.CommitOptions{
 		PreferredManifestType: define.OCIv1ImageManifest,
