@@ -34,6 +34,7 @@ type dfOptions struct {
 	run          stepOptions
 	addPython    string
 	contextFiles map[string]string
+	noNetwork    bool
 	err          error
 }
 
@@ -126,6 +127,23 @@ func BuildContext(name string, img Image) DockerfileOption {
 			o.contexts = map[string]Image{}
 		}
 		o.contexts[name] = img
+	})
+}
+
+// RunNetwork sets the network of the Dockerfile's RUN instructions that
+// do not say (docker build --network): "default" or "host" (the host's
+// network, strata's default) or "none" (only a loopback interface, as
+// RUN --network=none; keyed as that).
+func RunNetwork(mode string) DockerfileOption {
+	return dfOption(func(o *dfOptions) {
+		switch mode {
+		case "default", "host":
+			o.noNetwork = false
+		case "none":
+			o.noNetwork = true
+		default:
+			o.err = fmt.Errorf("RunNetwork(%q): use default, host or none", mode)
+		}
 	})
 }
 

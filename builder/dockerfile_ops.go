@@ -105,7 +105,7 @@ func (t *dfTranslator) opRun(s *stepDef, op dockerfile.Op) error {
 			s.unkeyedEnv[kv.Key] = kv.Value
 		}
 	}
-	if op.Network == "none" {
+	if op.Network == "none" || (op.Network == "" && t.d.opts.noNetwork) {
 		s.noNetwork = true
 	}
 	for _, d := range op.Devices {

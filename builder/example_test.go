@@ -64,6 +64,12 @@ func ExampleImage_Env() {
 	// Output: LANG=C.UTF-8 PATH=/usr/bin:/bin
 }
 
+func ExampleImage_Label() {
+	p, _ := builder.Scratch().Label(map[string]string{"org.opencontainers.image.source": "https://example.com/app"}).Plan(context.Background())
+	fmt.Println(p.Steps[1].Method, p.Steps[1].Description)
+	// Output: Label org.opencontainers.image.source=https://example.com/app
+}
+
 func ExampleImage_Workdir() {
 	fmt.Println(builder.Scratch().Workdir("relative").Err())
 	// Output: step 1 (Workdir): working directory "relative" must be an absolute path
@@ -184,4 +190,24 @@ func ExampleImage_DockerfileCommands() {
 		"COPY app.py /app/",
 	}, builder.ContextDir("./src"))
 	_ = img
+}
+
+// RunNetwork gives every RUN of a Dockerfile that does not say otherwise
+// only a loopback interface (docker build --network=none).
+func ExampleRunNetwork() {
+	img := builder.Scratch().DockerfileCommands([]string{
+		"RUN ./offline-tests.sh",
+		"RUN --network=host ./fetch.sh",
+	}, builder.RunNetwork("none"))
+	p, err := img.Plan(context.Background())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, s := range p.Steps[1:] {
+		fmt.Printf("%s: network=%q\n", s.Description, s.Spec.Options["network"])
+	}
+	// Output:
+	// RUN ./offline-tests.sh: network="none"
+	// RUN --network=host ./fetch.sh: network=""
 }

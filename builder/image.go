@@ -199,6 +199,23 @@ func (i Image) Env(vars map[string]string, opts ...StepOption) Image {
 	return i.push(s, err)
 }
 
+// Label sets labels in the image config (Dockerfile's LABEL, docker build
+// --label). It commits no filesystem layer.
+func (i Image) Label(labels map[string]string, opts ...StepOption) Image {
+	s := &stepDef{method: "Label", kind: layers.KindLabel, env: copyMap(labels)}
+	applyStep(&s.opts, opts)
+	var err error
+	if len(labels) == 0 {
+		err = errors.New("no labels given")
+	}
+	for k := range labels {
+		if k == "" || strings.ContainsRune(k, 0) {
+			err = fmt.Errorf("bad label name %q", k)
+		}
+	}
+	return i.push(s, err)
+}
+
 // Workdir sets the working directory in the image config and for later
 // RunCommands. It commits no filesystem layer; a command's working directory
 // is created when the command runs.

@@ -7,12 +7,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +20,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/stratabuild/strata/builder"
@@ -118,7 +119,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case interrupted() != nil:
 		fmt.Fprintf(stderr, "strata: %s\n", signalWord(interrupted()))
 		return signalStatus(interrupted())
-	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, pflag.ErrHelp):
 		return exitOK
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "strata: %v\n", err)
@@ -195,46 +196,80 @@ func signalWord(sig os.Signal) string {
 	return "interrupted"
 }
 
-// multi is a repeatable flag.
-type multi []string
-
-func (m *multi) String() string     { return strings.Join(*m, ",") }
-func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
-
-// parseInterspersed parses flags that may come before or after the
-// positional arguments.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
-func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// newFlagSet is a GNU-style flag set, as podman, buildah and docker
+// buildx take flags: --tag, -t, -qt app, --pull=always, flags before or
+// after the positional arguments. The single-dash long spelling strata
+// took before (-tag, -force-build) still works (normalizeArgs).
+func newFlagSet(name, usage string, stderr io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SortFlags = false
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
+		fmt.Fprint(stderr, fs.FlagUsages())
 		fmt.Fprint(stderr, "\nExit codes: 0 success, 1 build failed, 2 usage error, 3 environment error, 130 interrupted (143 SIGTERM, 129 SIGHUP).\n")
 	}
 	return fs
 }
 
+// parseFlags parses args and returns the positional arguments.
+func parseFlags(fs *pflag.FlagSet, args []string) ([]string, error) {
+	if err := fs.Parse(normalizeArgs(fs, args)); err != nil {
+		return nil, err
+	}
+	return fs.Args(), nil
+}
+
+// normalizeArgs rewrites a long flag given with one dash (-tag x,
+// -force-build: Go's flag package spelling, which strata took before) to
+// two, leaving values, shorthands (-t, -qt) and everything after "--"
+// alone.
+func normalizeArgs(fs *pflag.FlagSet, args []string) []string {
+	out := make([]string, 0, len(args))
+	takesValue := func(f *pflag.Flag) bool { return f != nil && f.NoOptDefVal == "" }
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			out = append(out, a)
+			continue
+		}
+		var f *pflag.Flag
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case strings.HasPrefix(a, "--"):
+			f = fs.Lookup(name)
+		case len(name) > 1 && fs.Lookup(name) != nil:
+			f = fs.Lookup(name)
+			a = "-" + a
+		default:
+			// Shorthands, possibly combined (-qt app, -tapp): the
+			// first that takes a value takes the rest of the
+			// argument, or the next one when nothing is left.
+			for j := 1; j < len(a); j++ {
+				sf := fs.ShorthandLookup(a[j : j+1])
+				if sf != nil && takesValue(sf) {
+					if j == len(a)-1 {
+						f = sf
+					}
+					break
+				}
+			}
+		}
+		out = append(out, a)
+		if f != nil && !hasValue && takesValue(f) && i+1 < len(args) {
+			i++
+			out = append(out, args[i])
+		}
+	}
+	return out
+}
+
 // flagError turns a flag package error into a usage error (help stays help).
 func flagError(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, pflag.ErrHelp) {
 		return err
 	}
 	return usageError{err}
@@ -242,7 +277,7 @@ func flagError(err error) error {
 
 type storeFlags struct{ graph, run string }
 
-func (s *storeFlags) register(fs *flag.FlagSet) {
+func (s *storeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.graph, "store", "", "image store directory (default: the user's containers/storage)")
 	fs.StringVar(&s.run, "runroot", "", "run-time state directory of the store (default: the user's containers/storage)")
 }
@@ -282,41 +317,64 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	var (
 		mountsTo, mountsFrom                                                     string
 		file, specFile, cacheTo, target, progressMode, compression, sde, gpuType string
-		tags, pushes, cacheFrom, outputs, buildArgs, contexts, secrets           multi
-		forceBuild, cacheAuthEnv, pushAuthEnv, insecure                          bool
+		network, pull, iidFile, metadataFile                                     string
+		tags, pushes, cacheFrom, outputs, buildArgs, contexts, secrets, labels   []string
+		forceBuild, noCache, quiet, cacheAuthEnv, pushAuthEnv, insecure          bool
 		sf                                                                       storeFlags
 	)
-	fs.StringVar(&file, "f", "", "the Dockerfile (default: CONTEXT/Containerfile, else CONTEXT/Dockerfile)")
-	fs.StringVar(&file, "file", "", "the Dockerfile (default: CONTEXT/Containerfile, else CONTEXT/Dockerfile)")
+	fs.StringVarP(&file, "file", "f", "", "the Dockerfile; - reads it from stdin (default: CONTEXT/Containerfile, else CONTEXT/Dockerfile)")
 	fs.StringVar(&specFile, "spec", "", "build from this spec file (YAML or JSON; see package spec) instead of a Dockerfile")
-	fs.Var(&tags, "tag", "name the image in the store (repeatable)")
-	fs.Var(&tags, "t", "short for --tag")
-	fs.Var(&pushes, "push", "push the image to this registry reference (repeatable)")
+	fs.StringArrayVarP(&tags, "tag", "t", nil, "name the image in the store (repeatable)")
+	fs.StringArrayVar(&buildArgs, "build-arg", nil, "set a Dockerfile ARG: K=V, or K for the value of the variable K (repeatable)")
+	fs.StringVar(&target, "target", "", "build this stage of the Dockerfile")
+	fs.StringArrayVar(&contexts, "build-context", nil, "NAME=archive:PATH, NAME=oci-layout:DIR or NAME=docker-image://REF: FROM NAME uses it (repeatable)")
+	fs.StringArrayVar(&secrets, "secret", nil, "id=NAME[,src=FILE|,env=VAR][,type=file|env]: the Dockerfile's secret NAME, from FILE or the variable VAR (default: the variable NAME, else the file NAME) (repeatable)")
+	fs.StringArrayVar(&labels, "label", nil, "set a label on the image: K=V (repeatable)")
+	fs.StringVar(&network, "network", "default", "network of the RUN instructions that do not say: default (the host's), host or none")
+	fs.StringVar(&pull, "pull", "missing", "base images: missing or always (--pull alone): a tag is resolved to its digest at each build and only missing layers are pulled")
+	fs.Lookup("pull").NoOptDefVal = "always"
+	fs.BoolVar(&noCache, "no-cache", false, "run every step even when its cache entry exists (as --force-build)")
+	fs.BoolVar(&forceBuild, "force-build", false, "run every step even when its cache entry exists")
+	fs.BoolVarP(&quiet, "quiet", "q", false, "print only the image ID (no progress)")
+	fs.StringVar(&iidFile, "iidfile", "", "write the image ID (sha256:...) to this file")
+	fs.StringVar(&metadataFile, "metadata-file", "", "write the build's result as JSON to this file (containerimage.digest, image.name, strata.steps)")
+	fs.StringArrayVar(&pushes, "push", nil, "push the image to this registry reference (repeatable)")
 	fs.BoolVar(&pushAuthEnv, "push-auth-env", false, "push with REGISTRY_USERNAME/REGISTRY_PASSWORD from the environment (default: auth.json)")
-	fs.Var(&cacheFrom, "cache-from", "look up steps in this registry repository (repeatable, in order)")
+	fs.StringArrayVar(&cacheFrom, "cache-from", nil, "look up steps in this registry repository (repeatable, in order)")
 	fs.StringVar(&cacheTo, "cache-to", "", "push the steps this build runs to this registry repository")
 	fs.StringVar(&mountsTo, "cache-mounts-to", "", "save the cache mounts (RUN --mount=type=cache) the build used to this registry repository")
 	fs.StringVar(&mountsFrom, "cache-mounts-from", "", "restore empty cache mounts from this registry repository before the steps that use them")
 	fs.BoolVar(&cacheAuthEnv, "cache-auth-env", false, "use REGISTRY_USERNAME/REGISTRY_PASSWORD from the environment for the cache repositories (default: auth.json)")
-	fs.Var(&outputs, "output", "also write the image to oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE (repeatable)")
-	fs.BoolVar(&forceBuild, "force-build", false, "run every step even when its cache entry exists")
+	fs.StringArrayVar(&outputs, "output", nil, "also write the image to oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE (repeatable)")
 	fs.StringVar(&gpuType, "gpu", "", "run every RUN of the Dockerfile with GPUs: any, all, H100, H100:2, or H100,A100 (Dockerfile builds)")
-	fs.Var(&buildArgs, "build-arg", "set a Dockerfile ARG: K=V (repeatable)")
-	fs.StringVar(&target, "target", "", "build this stage of the Dockerfile")
-	fs.Var(&contexts, "build-context", "NAME=archive:PATH, NAME=oci-layout:DIR or NAME=docker-image://REF: FROM NAME uses it (repeatable)")
-	fs.Var(&secrets, "secret", "id=NAME[,env=VAR]: the Dockerfile's secret NAME, from the variable VAR (default NAME) (repeatable)")
 	fs.StringVar(&progressMode, "progress", "auto", "progress output: auto (tty when stderr is a terminal, else plain), plain, tty or json")
 	fs.BoolVar(&insecure, "insecure-registry", false, "allow plain HTTP and unverified TLS for registries")
 	fs.StringVar(&compression, "compression", "", "layer compression of pushes and outputs: gzip (default), zstd, or none (local outputs only)")
 	fs.StringVar(&sde, "source-date-epoch", "", "clamp timestamps to this Unix time for reproducible images (default: $SOURCE_DATE_EPOCH)")
 	sf.register(fs)
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return flagError(err)
 	}
 	if len(pos) > 1 {
 		return usagef("build takes one CONTEXT, got %q", pos)
 	}
+	switch pull {
+	case "missing", "always", "true", "false":
+	case "never":
+		return usagef("--pull=never is not offered: strata resolves a base's tag to its digest at each build (give the base by digest, or as an archive or OCI layout, to build offline)")
+	default:
+		return usagef("--pull=%s: use missing or always", pull)
+	}
+	switch network {
+	case "default", "host", "none":
+	default:
+		return usagef("--network=%s: use default, host or none", network)
+	}
+	if quiet {
+		progressMode = "quiet"
+	}
+	forceBuild = forceBuild || noCache
 	contextDir := "."
 	if len(pos) == 1 {
 		contextDir = pos[0]
@@ -338,8 +396,10 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		r = newTTY(f)
 	case "json":
 		r = &jsonLines{enc: json.NewEncoder(stderr)}
+	case "quiet":
+		r = quietRenderer{w: stderr}
 	default:
-		return usagef("--progress %q: use auto, plain, tty or json", progressMode)
+		return usagef("--progress %q: use auto, plain, tty, json or quiet", progressMode)
 	}
 
 	// The image.
@@ -349,7 +409,8 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 			return usagef("give -f or --spec, not both")
 		}
 		for name, given := range map[string]bool{"--gpu": gpuType != "", "--build-arg": len(buildArgs) > 0,
-			"--target": target != "", "--build-context": len(contexts) > 0, "--secret": len(secrets) > 0} {
+			"--target": target != "", "--build-context": len(contexts) > 0, "--secret": len(secrets) > 0,
+			"--network": network != "default"} {
 			if given {
 				return usagef("%s applies to Dockerfile builds; say it in the spec file", name)
 			}
@@ -366,11 +427,22 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 			return usageError{err}
 		}
 	} else {
-		if file == "" {
+		switch file {
+		case "":
 			file = defaultDockerfile(contextDir)
+		case "-":
+			f, cleanup, err := dockerfileFromStdin()
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			file = f
 		}
 		var opts []builder.DockerfileOption
 		opts = append(opts, builder.ContextDir(contextDir))
+		if network != "default" {
+			opts = append(opts, builder.RunNetwork(network))
+		}
 		if len(buildArgs) > 0 {
 			m := map[string]string{}
 			for _, a := range buildArgs {
@@ -414,27 +486,9 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		}
 		var secs []builder.Secret
 		for _, s := range secrets {
-			id, envVar := "", ""
-			for _, part := range strings.Split(s, ",") {
-				k, v, _ := strings.Cut(part, "=")
-				switch k {
-				case "id":
-					id = v
-				case "env":
-					envVar = v
-				default:
-					return usagef("--secret %q: want id=NAME[,env=VAR]", s)
-				}
-			}
-			if id == "" {
-				return usagef("--secret %q: want id=NAME[,env=VAR]", s)
-			}
-			if envVar == "" {
-				envVar = id
-			}
-			v, ok := os.LookupEnv(envVar)
-			if !ok {
-				return usagef("--secret %s: the variable %s is not set", id, envVar)
+			id, v, err := parseSecret(s)
+			if err != nil {
+				return err
 			}
 			secs = append(secs, builder.SecretFromMap(id, map[string]string{id: v}))
 		}
@@ -443,8 +497,19 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		}
 		img = builder.FromDockerfile(file, opts...)
 	}
+	if len(labels) > 0 {
+		m := map[string]string{}
+		for _, l := range labels {
+			k, v, _ := strings.Cut(l, "=")
+			m[k] = v
+		}
+		img = img.Label(m)
+	}
 	if err := img.Err(); err != nil {
 		return usageError{err}
+	}
+	if explain && (iidFile != "" || metadataFile != "") {
+		return usagef("--iidfile and --metadata-file apply to strata build, not explain")
 	}
 
 	// Session and build options.
@@ -543,8 +608,156 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	if j, ok := r.(*jsonLines); ok {
 		j.write(jsonEvent{Kind: "result", ImageID: res.ImageID})
 	}
+	if iidFile != "" {
+		if err := os.WriteFile(iidFile, []byte("sha256:"+res.ImageID), 0o644); err != nil {
+			return fmt.Errorf("--iidfile: %w", err)
+		}
+	}
+	if metadataFile != "" {
+		if err := writeMetadata(metadataFile, res, append(slices.Clone(res.Tags), pushes...)); err != nil {
+			return fmt.Errorf("--metadata-file: %w", err)
+		}
+	}
 	fmt.Fprintln(stdout, res.ImageID)
 	return nil
+}
+
+// stdin is where -f - reads the Dockerfile from.
+var stdin io.Reader = os.Stdin
+
+// dockerfileFromStdin writes the Dockerfile on stdin (-f -) to a file of
+// its own, outside the context, removed by cleanup.
+func dockerfileFromStdin() (string, func(), error) {
+	data, err := io.ReadAll(stdin)
+	if err != nil {
+		return "", nil, usagef("-f -: reading the Dockerfile from stdin: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "strata-stdin-")
+	if err != nil {
+		return "", nil, envError{err}
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	p := filepath.Join(dir, "Dockerfile")
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		cleanup()
+		return "", nil, envError{err}
+	}
+	return p, cleanup, nil
+}
+
+// parseSecret reads a --secret in docker buildx's syntax and returns the
+// secret's name and value:
+// id=NAME[,src=FILE|,env=VAR][,type=file|env]. Without src or env, the
+// variable NAME is used when it is set, else the file NAME. The value
+// never appears in an error.
+func parseSecret(s string) (id, value string, err error) {
+	var src, envVar, typ string
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return "", "", usagef("--secret %q: want id=NAME[,src=FILE|,env=VAR][,type=file|env]", s)
+		}
+		switch k {
+		case "id":
+			id = v
+		case "src", "source":
+			src = v
+		case "env":
+			envVar = v
+		case "type":
+			typ = v
+		default:
+			return "", "", usagef("--secret %q: unknown key %q (want id, src, env or type)", s, k)
+		}
+	}
+	if id == "" {
+		return "", "", usagef("--secret %q: want id=NAME[,src=FILE|,env=VAR][,type=file|env]", s)
+	}
+	switch typ {
+	case "":
+		switch {
+		case src != "" && envVar != "":
+			return "", "", usagef("--secret %s: give src or env, not both", id)
+		case src != "":
+			typ = "file"
+		case envVar != "":
+			typ = "env"
+		default:
+			if _, ok := os.LookupEnv(id); ok {
+				typ, envVar = "env", id
+			} else {
+				typ, src = "file", id
+			}
+		}
+	case "env":
+		if src != "" {
+			return "", "", usagef("--secret %s: type=env takes env=VAR, not src", id)
+		}
+		if envVar == "" {
+			envVar = id
+		}
+	case "file":
+		if envVar != "" {
+			return "", "", usagef("--secret %s: type=file takes src=FILE, not env", id)
+		}
+		if src == "" {
+			src = id
+		}
+	default:
+		return "", "", usagef("--secret %s: type=%s: use file or env", id, typ)
+	}
+	if typ == "env" {
+		v, ok := os.LookupEnv(envVar)
+		if !ok {
+			return "", "", usagef("--secret %s: the variable %s is not set", id, envVar)
+		}
+		return id, v, nil
+	}
+	data, rerr := os.ReadFile(src)
+	if rerr != nil {
+		err = rerr
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return "", "", usagef("--secret %s: reading %s: %v", id, src, err)
+	}
+	return id, string(data), nil
+}
+
+// writeMetadata writes what docker buildx build --metadata-file writes
+// (the manifest and config digests, the image's names), and strata's
+// steps: key, and whether each came from the cache.
+func writeMetadata(path string, res *builder.Result, names []string) error {
+	type step struct {
+		Index       int    `json:"index"`
+		Method      string `json:"method"`
+		Description string `json:"description,omitempty"`
+		Key         string `json:"key"`
+		Cache       string `json:"cache"` // "hit", "remote" or "miss"
+		ImageID     string `json:"image_id"`
+	}
+	md := struct {
+		Digest       string `json:"containerimage.digest"`
+		ConfigDigest string `json:"containerimage.config.digest"`
+		Name         string `json:"image.name,omitempty"`
+		Steps        []step `json:"strata.steps"`
+	}{Digest: res.ManifestDigest, ConfigDigest: "sha256:" + res.ImageID, Name: strings.Join(names, ",")}
+	for _, st := range res.Steps {
+		c := "miss"
+		switch {
+		case st.Cached:
+			c = "hit"
+		case st.Remote:
+			c = "remote"
+		}
+		md.Steps = append(md.Steps, step{st.Index, st.Method, st.Description, string(st.Key), c, st.ImageID})
+	}
+	b, err := json.MarshalIndent(md, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 func newTTY(f *os.File) renderer {
@@ -565,7 +778,7 @@ func cmdCacheLs(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print a JSON array")
 	var sf storeFlags
 	sf.register(fs)
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return flagError(err)
 	}
@@ -624,7 +837,7 @@ func cmdCachePrune(ctx context.Context, args []string, stdout, stderr io.Writer)
 	maxSize := fs.String("max-size", "", "keep at most this much (bytes, or 500MB, 10GB, 2GiB; 0 removes every entry not in use)")
 	var sf storeFlags
 	sf.register(fs)
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return flagError(err)
 	}

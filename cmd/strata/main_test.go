@@ -56,6 +56,14 @@ func TestUsageErrors(t *testing.T) {
 		{"build", "--spec", "../../spec/testdata/cases/full.yaml", "--gpu", "any"},
 		{"build", "--output", "tar:/x", "-f", "../../spec/testdata/cases/Dockerfile", "."},
 		{"build", "a", "b"},
+		{"build", "--pull=never", "."},
+		{"build", "--pull=sometimes", "."},
+		{"build", "--network=bridge", "."},
+		{"build", "--secret", "src=/x", "."},
+		{"build", "--secret", "id=a,kind=env", "."},
+		{"build", "--secret", "id=a,type=ssh", "."},
+		{"build", "--spec", "../../spec/testdata/cases/full.yaml", "--network", "none"},
+		{"build", "-tag"},
 		{"cache"},
 		{"cache", "prune"},
 		{"cache", "prune", "--max-size", "lots"},
@@ -68,6 +76,87 @@ func TestUsageErrors(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "130") {
 		t.Errorf("help exited %d:\n%s", code, out.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"build", "--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "-t, --tag stringArray") || !strings.Contains(errb.String(), "--no-cache") {
+		t.Errorf("build --help exited %d:\n%s", code, errb.String())
+	}
+}
+
+// TestNormalizeArgs: GNU-style flags pass through; the single-dash long
+// spelling strata took before gets its second dash; values that look
+// like flags stay values.
+func TestNormalizeArgs(t *testing.T) {
+	fs := newFlagSet("build", "", &bytes.Buffer{})
+	var tags []string
+	var file, pull string
+	var quiet, force bool
+	fs.StringArrayVarP(&tags, "tag", "t", nil, "")
+	fs.StringVarP(&file, "file", "f", "", "")
+	fs.BoolVarP(&quiet, "quiet", "q", false, "")
+	fs.BoolVar(&force, "force-build", false, "")
+	fs.StringVar(&pull, "pull", "missing", "")
+	fs.Lookup("pull").NoOptDefVal = "always"
+	for _, c := range []struct{ in, want string }{
+		{"-tag app -force-build .", "--tag app --force-build ."},
+		{"--tag app -t b -qt c .", "--tag app -t b -qt c ."},
+		{"-f - -tapp .", "-f - -tapp ."},
+		{"--file -tag .", "--file -tag ."},
+		{"-file=Dockerfile -pull .", "--file=Dockerfile --pull ."},
+		{"ctx -- -tag", "ctx -- -tag"},
+		{"-unknown x", "-unknown x"},
+	} {
+		if got := strings.Join(normalizeArgs(fs, strings.Fields(c.in)), " "); got != c.want {
+			t.Errorf("normalizeArgs(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	pos, err := parseFlags(fs, strings.Fields("-qt app ctx -f x.df --pull"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !quiet || file != "x.df" || pull != "always" || len(pos) != 1 || pos[0] != "ctx" || tags[len(tags)-1] != "app" {
+		t.Errorf("parsed quiet=%v file=%q pull=%q tags=%q pos=%q", quiet, file, pull, tags, pos)
+	}
+}
+
+// TestParseSecret: docker buildx's --secret forms; the value comes from
+// the file or variable they name, and never appears in an error.
+func TestParseSecret(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "tok")
+	if err := os.WriteFile(f, []byte("from-file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("STRATA_TEST_TOK", "from-env")
+	t.Setenv("tok2", "from-env-by-id")
+	for _, c := range []struct{ in, want string }{
+		{"id=tok,src=" + f, "from-file"},
+		{"id=tok,source=" + f + ",type=file", "from-file"},
+		{"id=tok,env=STRATA_TEST_TOK", "from-env"},
+		{"type=env,id=STRATA_TEST_TOK", "from-env"},
+		{"id=tok2", "from-env-by-id"},
+		{"id=" + f, "from-file"},
+	} {
+		_, v, err := parseSecret(c.in)
+		if err != nil {
+			t.Errorf("%s: %v", c.in, err)
+			continue
+		}
+		if v != c.want {
+			t.Errorf("%s: value %q, want %q", c.in, v, c.want)
+		}
+	}
+	t.Setenv("STRATA_TEST_TOK", "s3cret-never-shown")
+	for _, bad := range []string{"id=x,src=" + filepath.Join(dir, "missing"), "id=x,env=STRATA_TEST_UNSET", "id=x,src=a,env=STRATA_TEST_TOK", "id=STRATA_TEST_TOK,type=file"} {
+		_, _, err := parseSecret(bad)
+		if err == nil {
+			t.Errorf("%s accepted", bad)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: the error shows the value: %v", bad, err)
+		}
 	}
 }
 

@@ -55,6 +55,13 @@ func (p *plain) event(ev builder.ProgressEvent) {
 
 func (p *plain) fail(err error) { fmt.Fprintf(p.w, "strata: %v\n", err) }
 
+// quiet (-q, --progress=quiet): nothing while the build runs, the error
+// when it fails.
+type quietRenderer struct{ w io.Writer }
+
+func (quietRenderer) event(builder.ProgressEvent) {}
+func (q quietRenderer) fail(err error)            { fmt.Fprintf(q.w, "strata: %v\n", err) }
+
 // tty is plain, but a running step shows only its last few output lines,
 // redrawn in place, and they are collapsed into the step's line when it
 // ends.
