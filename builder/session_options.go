@@ -31,8 +31,12 @@ func WithStore(graphRoot, runRoot string) Option {
 	return sessionOption(func(o *sessionOptions) { o.cfg.GraphRoot, o.cfg.RunRoot = graphRoot, runRoot })
 }
 
-// WithStorageDriver picks the storage driver. Default: native overlay, or
-// vfs where overlay cannot be used.
+// WithStorageDriver picks the storage driver. Default, as podman and
+// buildah choose: the driver storage.conf names (the user's, else the
+// system's, or $CONTAINERS_STORAGE_CONF; or $STORAGE_DRIVER) with its
+// options; else the one the store already holds; else native overlay, or
+// vfs where overlay cannot be used. So podman lists and runs what strata
+// builds in the user's default store.
 func WithStorageDriver(driver string) Option {
 	return sessionOption(func(o *sessionOptions) { o.cfg.Driver = driver })
 }

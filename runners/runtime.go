@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -18,12 +19,13 @@ import (
 )
 
 // Config says where and how steps run. Its zero value uses the user's
-// default containers/storage location, the overlay driver (vfs when overlay
-// cannot be used) and the runc found in PATH.
+// default containers/storage location and driver, as podman does
+// (storeDrivers), and the runc found in PATH.
 type Config struct {
 	// GraphRoot and RunRoot override the store's locations.
 	GraphRoot, RunRoot string
-	// Driver is the storage driver: "" tries overlay, then vfs.
+	// Driver is the storage driver: "" takes storage.conf's, else the
+	// store's own, else overlay, then vfs (storeDrivers).
 	Driver string
 	// Runtime is the OCI runtime binary; default "runc" from PATH.
 	Runtime string
@@ -100,26 +102,17 @@ func open(cfg Config, asGuard bool) (*Runtime, error) {
 		}
 		os.Setenv("XDG_RUNTIME_DIR", dir)
 	}
-	drivers := []string{cfg.Driver}
-	if cfg.Driver == "" {
-		drivers = []string{"overlay", "vfs"}
-	}
 	var store storage.Store
 	var errs []error
-	for _, d := range drivers {
+	for _, d := range storeDrivers(cfg.Driver, opts) {
 		o := opts
-		o.GraphDriverName = d
-		if d == "overlay" {
-			// Native overlay only: fuse-overlayfs needs /dev/fuse, which
-			// ordinary users often cannot open.
-			o.GraphDriverOptions = nil
-		}
+		o.GraphDriverName, o.GraphDriverOptions = d.name, d.options
 		s, err := storage.GetStore(o)
 		if err == nil {
 			store = s
 			break
 		}
-		errs = append(errs, fmt.Errorf("driver %s: %w", d, err))
+		errs = append(errs, fmt.Errorf("driver %s: %w", d.name, err))
 	}
 	if store == nil {
 		return nil, fmt.Errorf("opening storage at %s: %w", opts.GraphRoot, errors.Join(errs...))
@@ -164,6 +157,46 @@ func open(cfg Config, asGuard bool) (*Runtime, error) {
 		}
 	}
 	return r, nil
+}
+
+type storeDriver struct {
+	name    string
+	options []string
+}
+
+// storeDrivers is the storage driver to open the store with, and its
+// options, in the order to try them, as podman and buildah choose: the
+// one Config names; else the one storage.conf (the user's, else the
+// system's, or $CONTAINERS_STORAGE_CONF) or $STORAGE_DRIVER names, with
+// the options it gives, so that podman lists and runs what strata builds
+// in the same store; else the driver the store already holds (a store
+// podman made with vfs stays vfs); else native overlay (without a
+// configured mount_program: fuse-overlayfs needs /dev/fuse, which
+// ordinary users often cannot open), then vfs.
+func storeDrivers(driver string, opts storage.StoreOptions) []storeDriver {
+	switch {
+	case driver != "" && driver == opts.GraphDriverName:
+		return []storeDriver{{driver, opts.GraphDriverOptions}}
+	case driver != "":
+		return []storeDriver{{driver, nil}}
+	case opts.GraphDriverName != "":
+		return []storeDriver{{opts.GraphDriverName, opts.GraphDriverOptions}}
+	}
+	var native []string
+	for _, o := range opts.GraphDriverOptions {
+		if !strings.Contains(o, "mount_program") {
+			native = append(native, o)
+		}
+	}
+	overlay, vfs := storeDriver{"overlay", native}, storeDriver{"vfs", nil}
+	has := func(d string) bool {
+		st, err := os.Stat(filepath.Join(opts.GraphRoot, d+"-layers"))
+		return err == nil && st.IsDir()
+	}
+	if has("vfs") && !has("overlay") {
+		return []storeDriver{vfs}
+	}
+	return []storeDriver{overlay, vfs}
 }
 
 // Store returns the open store.
