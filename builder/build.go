@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ type buildOptions struct {
 	session     []Option
 	pushAuth    *types.DockerAuthConfig
 	compression string
+	annotations map[string]string
 	remote      remoteOptions     // CacheFrom, CacheTo, CacheAuth (remotecache.go)
 	mounts      mountCacheOptions // CacheMountsTo, CacheMountsFrom (mountcache.go)
 	progressFn  func(ProgressEvent)
@@ -63,6 +65,20 @@ func (o *buildOptions) only(where string, allowed ...string) error {
 // "localhost/app:latest"). Default: no name. A failed build tags nothing.
 func WithTag(name string) BuildOption {
 	return named("WithTag", func(o *buildOptions) { o.tags = append(o.tags, name) })
+}
+
+// Annotations sets annotations on the final image's manifest, as docker
+// buildx build --annotation does (e.g. org.opencontainers.image.source,
+// .revision, .created): in the store, in every ExportTo output and Push.
+// They are the build's last step, keyed as one (a config-only step with
+// no layer; its history entry says "strata: manifest annotations ...").
+func Annotations(annotations map[string]string) BuildOption {
+	return named("Annotations", func(o *buildOptions) {
+		if o.annotations == nil {
+			o.annotations = map[string]string{}
+		}
+		maps.Copy(o.annotations, annotations)
+	})
 }
 
 // ExportTo writes the final image to dest after a successful build:
@@ -120,6 +136,17 @@ type Result struct {
 	Tags []string
 	// Steps in the order they were built (base first).
 	Steps []StepResult
+	// Exports are the images ExportTo and Push wrote, in order.
+	Exports []Export
+}
+
+// Export is one image written by ExportTo or Push.
+type Export struct {
+	// Dest is where: "oci:DIR:TAG", "docker://REF", ...
+	Dest string
+	// ManifestDigest is the digest of the manifest written there (its
+	// layers are compressed, so it differs from Result.ManifestDigest).
+	ManifestDigest string
 }
 
 // StepResult describes one step of a finished build.
@@ -216,6 +243,15 @@ func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Resul
 		}
 		tags = append(tags, n)
 	}
+	if len(bo.annotations) > 0 {
+		var err error
+		for k := range bo.annotations {
+			if k == "" || strings.ContainsRune(k, 0) {
+				err = fmt.Errorf("bad annotation name %q", k)
+			}
+		}
+		img = img.push(&stepDef{method: "Annotations", kind: layers.KindAnnotation, env: copyMap(bo.annotations)}, err)
+	}
 	p, err := s.Plan(ctx, img)
 	if err != nil {
 		return nil, err
@@ -281,21 +317,22 @@ func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Resul
 		_ = s.recipes.PutImage(t, keys)
 	}
 	runners.Failpoint("export")
-	if err := s.export(ctx, parentID, bo, pr); err != nil {
+	if err := s.export(ctx, parentID, bo, pr, res); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
 // export writes image id to each of the build's outputs (ExportTo, Push).
-func (s *Session) export(ctx context.Context, id string, bo buildOptions, pr *progress) error {
+func (s *Session) export(ctx context.Context, id string, bo buildOptions, pr *progress, res *Result) error {
 	for _, dest := range bo.exports {
 		w := pr.noteWriter("[export] ")
-		_, err := s.rt.Export(ctx, id, dest, w, runners.ExportOptions{Auth: bo.pushAuth, Compression: bo.compression})
+		d, err := s.rt.Export(ctx, id, dest, w, runners.ExportOptions{Auth: bo.pushAuth, Compression: bo.compression})
 		flushOutput(w)
 		if err != nil {
 			return err
 		}
+		res.Exports = append(res.Exports, Export{Dest: dest, ManifestDigest: d})
 		pr.printf("exported to %s\n", dest)
 	}
 	return nil

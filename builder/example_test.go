@@ -211,3 +211,17 @@ func ExampleRunNetwork() {
 	// RUN ./offline-tests.sh: network="none"
 	// RUN --network=host ./fetch.sh: network=""
 }
+
+// Annotations on the manifest of the final image, in the store and in
+// every output and push (docker buildx build --annotation).
+func ExampleAnnotations() {
+	img := builder.FromRegistry("docker.io/library/debian:bookworm-slim").RunCommands([]string{"echo hi > /hi"})
+	build := func() (*builder.Result, error) {
+		return builder.Build(context.Background(), img, builder.WithTag("app"),
+			builder.Annotations(map[string]string{
+				"org.opencontainers.image.source":   "https://example.com/app",
+				"org.opencontainers.image.revision": "0123abc",
+			}))
+	}
+	_ = build
+}

@@ -53,7 +53,7 @@ func (pe *planEnv) lower(ctx context.Context, n *node) (PlannedStep, error) {
 	case layers.KindFunction:
 		err = pe.lowerFunction(s, &spec, &ps)
 	case layers.KindEnv, layers.KindWorkdir, layers.KindUser, layers.KindLabel,
-		layers.KindConfig, layers.KindEntrypoint, layers.KindCmd:
+		layers.KindConfig, layers.KindEntrypoint, layers.KindCmd, layers.KindAnnotation:
 		err = lowerConfig(s, &spec, &ps)
 	case layers.KindCopy:
 		err = pe.lowerCopy(ctx, s, &spec, &ps)

@@ -24,6 +24,10 @@ func lowerConfig(s *stepDef, spec *layers.Spec, ps *PlannedStep) error {
 		spec.Env = s.env
 		cfg.Labels = s.env
 		ps.Description = joinSorted(s.env)
+	case layers.KindAnnotation:
+		spec.Env = s.env
+		cfg.Annotations = s.env
+		ps.Description = joinSorted(s.env)
 	case layers.KindWorkdir:
 		spec.Args = s.args
 		cfg.Workdir = &s.args[0]

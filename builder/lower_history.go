@@ -44,6 +44,8 @@ func historyOf(s *stepDef, spec layers.Spec, ps *PlannedStep) string {
 		return "ENV " + joinSorted(spec.Env)
 	case layers.KindLabel:
 		return "LABEL " + joinSorted(spec.Env)
+	case layers.KindAnnotation:
+		return "strata: manifest annotations " + joinSorted(spec.Env)
 	case layers.KindWorkdir:
 		return "WORKDIR " + spec.Args[0]
 	case layers.KindUser:

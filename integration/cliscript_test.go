@@ -109,7 +109,9 @@ func TestCLIPodmanScript(t *testing.T) {
 	}
 	for i, want := range []string{"miss", "hit"} {
 		r := runCLI(t, bin, "build", "-build-context", "busybox=archive:"+busybox, "-store", graph, "-runroot", run,
-			"-tag", "meta:1", "--metadata-file", meta, "--progress=plain", work)
+			"-tag", "meta:1", "--metadata-file", meta, "--progress=plain",
+			"--annotation", "org.opencontainers.image.source=https://example.com/app", "--annotation", "manifest:org.example.note=two words",
+			"--output", "oci:"+filepath.Join(work, "layout")+":meta", work)
 		if r.code != 0 {
 			t.Fatalf("build %d exited %d\n%s", i, r.code, r.stderr)
 		}
@@ -123,9 +125,24 @@ func TestCLIPodmanScript(t *testing.T) {
 		if md.ConfigDigest != "sha256:"+strings.TrimSpace(r.stdout) || !strings.HasPrefix(md.Digest, "sha256:") || md.Name != "localhost/meta:1" {
 			t.Errorf("build %d: metadata %s", i, b)
 		}
-		last := md.Steps[len(md.Steps)-1]
-		if last.Cache != want || !strings.HasPrefix(last.Key, "sha256:") || last.Method != "RUN" {
-			t.Errorf("build %d: last step %+v, want cache %s\n%s", i, last, want, b)
+		run := md.Steps[len(md.Steps)-2]
+		if run.Cache != want || !strings.HasPrefix(run.Key, "sha256:") || run.Method != "RUN" {
+			t.Errorf("build %d: the RUN step %+v, want cache %s\n%s", i, run, want, b)
 		}
+		if last := md.Steps[len(md.Steps)-1]; last.Method != "Annotations" || last.Cache != want {
+			t.Errorf("build %d: last step %+v, want the annotations, cache %s", i, last, want)
+		}
+	}
+	// --annotation: on the manifest written to the layout.
+	layout := filepath.Join(work, "layout")
+	var idx struct{ Manifests []struct{ Digest string } }
+	readJSONFile(t, filepath.Join(layout, "index.json"), &idx)
+	var man struct{ Annotations map[string]string }
+	readJSONFile(t, filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(idx.Manifests[0].Digest, "sha256:")), &man)
+	if man.Annotations["org.opencontainers.image.source"] != "https://example.com/app" || man.Annotations["org.example.note"] != "two words" {
+		t.Errorf("--annotation: manifest annotations %v", man.Annotations)
+	}
+	if idx.Manifests[0].Digest != md.Digest {
+		t.Errorf("the layout holds %s, the metadata says %s", idx.Manifests[0].Digest, md.Digest)
 	}
 }

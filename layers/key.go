@@ -63,6 +63,8 @@ const (
 	// Args[0] names the Dockerfile instruction (EXPOSE, VOLUME,
 	// STOPSIGNAL).
 	KindConfig Kind = "config"
+	// KindAnnotation sets annotations (Env) on the image's manifest.
+	KindAnnotation Kind = "annotation"
 )
 
 // Input is one local input of a step, by content.

@@ -129,12 +129,14 @@ type ConfigChange struct {
 	// (they ran); OnBuildAdd then records new ones (see OnBuildLabel).
 	OnBuildClear bool
 	OnBuildAdd   []string
+	// Annotations are set on the image's manifest (not its config).
+	Annotations map[string]string
 }
 
 func (c ConfigChange) empty() bool {
 	return c.Env == nil && c.Workdir == nil && c.Entrypoint == nil && c.Cmd == nil && c.User == nil &&
 		c.Labels == nil && c.PathPrepend == "" && c.Ports == nil && c.Volumes == nil && c.StopSignal == nil &&
-		c.Author == nil && !c.OnBuildClear && c.OnBuildAdd == nil
+		c.Author == nil && !c.OnBuildClear && c.OnBuildAdd == nil && c.Annotations == nil
 }
 
 // StepError reports a step whose command failed.
@@ -568,6 +570,9 @@ func applyConfig(b *buildah.Builder, c ConfigChange) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
 		b.SetLabel(k, c.Labels[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Annotations)) {
+		b.SetAnnotation(k, c.Annotations[k])
 	}
 	for _, p := range c.Ports {
 		b.SetPort(p)

@@ -319,6 +319,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		file, specFile, cacheTo, target, progressMode, compression, sde, gpuType string
 		network, pull, iidFile, metadataFile                                     string
 		tags, pushes, cacheFrom, outputs, buildArgs, contexts, secrets, labels   []string
+		annotations                                                              []string
 		forceBuild, noCache, quiet, cacheAuthEnv, pushAuthEnv, insecure          bool
 		sf                                                                       storeFlags
 	)
@@ -330,6 +331,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	fs.StringArrayVar(&contexts, "build-context", nil, "NAME=archive:PATH, NAME=oci-layout:DIR or NAME=docker-image://REF: FROM NAME uses it (repeatable)")
 	fs.StringArrayVar(&secrets, "secret", nil, "id=NAME[,src=FILE|,env=VAR][,type=file|env]: the Dockerfile's secret NAME, from FILE or the variable VAR (default: the variable NAME, else the file NAME) (repeatable)")
 	fs.StringArrayVar(&labels, "label", nil, "set a label on the image: K=V (repeatable)")
+	fs.StringArrayVar(&annotations, "annotation", nil, "set an annotation on the image's manifest: K=V or manifest:K=V (repeatable)")
 	fs.StringVar(&network, "network", "default", "network of the RUN instructions that do not say: default (the host's), host or none")
 	fs.StringVar(&pull, "pull", "missing", "base images: missing or always (--pull alone): a tag is resolved to its digest at each build and only missing layers are pulled")
 	fs.Lookup("pull").NoOptDefVal = "always"
@@ -560,6 +562,25 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	if cacheAuthEnv {
 		bopts = append(bopts, builder.CacheAuth(builder.SecretFromEnv("REGISTRY_USERNAME", "REGISTRY_PASSWORD")))
 	}
+	if len(annotations) > 0 {
+		m := map[string]string{}
+		for _, a := range annotations {
+			// buildx's form: [TYPE:]K=V; strata writes one manifest
+			// and no index, so TYPE can only be manifest.
+			k, v, ok := strings.Cut(a, "=")
+			if typ, key, typed := strings.Cut(k, ":"); typed {
+				if typ != "manifest" {
+					return usagef("--annotation %q: strata writes one manifest and no index: give K=V or manifest:K=V", a)
+				}
+				k = key
+			}
+			if !ok || k == "" {
+				return usagef("--annotation %q: want K=V or manifest:K=V", a)
+			}
+			m[k] = v
+		}
+		bopts = append(bopts, builder.Annotations(m))
+	}
 	switch compression {
 	case "", "gzip", "zstd", "none":
 		if compression != "" {
@@ -727,7 +748,9 @@ func parseSecret(s string) (id, value string, err error) {
 
 // writeMetadata writes what docker buildx build --metadata-file writes
 // (the manifest and config digests, the image's names), and strata's
-// steps: key, and whether each came from the cache.
+// steps: key, and whether each came from the cache. The manifest digest
+// is the pushed one (the first --push), else the first --output's, else
+// the store's.
 func writeMetadata(path string, res *builder.Result, names []string) error {
 	type step struct {
 		Index       int    `json:"index"`
@@ -743,6 +766,15 @@ func writeMetadata(path string, res *builder.Result, names []string) error {
 		Name         string `json:"image.name,omitempty"`
 		Steps        []step `json:"strata.steps"`
 	}{Digest: res.ManifestDigest, ConfigDigest: "sha256:" + res.ImageID, Name: strings.Join(names, ",")}
+	if len(res.Exports) > 0 {
+		md.Digest = res.Exports[0].ManifestDigest
+		for _, e := range res.Exports {
+			if strings.HasPrefix(e.Dest, "docker://") {
+				md.Digest = e.ManifestDigest
+				break
+			}
+		}
+	}
 	for _, st := range res.Steps {
 		c := "miss"
 		switch {
