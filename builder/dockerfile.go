@@ -35,6 +35,7 @@ type dfOptions struct {
 	addPython    string
 	contextFiles map[string]string
 	noNetwork    bool
+	ssh          map[string]string // SSH: agent sockets by id
 	err          error
 }
 
@@ -144,6 +145,29 @@ func RunNetwork(mode string) DockerfileOption {
 		default:
 			o.err = fmt.Errorf("RunNetwork(%q): use default, host or none", mode)
 		}
+	})
+}
+
+// SSH forwards the ssh agent listening on socket to the Dockerfile's RUN
+// --mount=type=ssh mounts with this id ("default" when they name none), as
+// docker build --ssh id=socket does: the socket is mounted at the mount's
+// target (default /run/buildkit/ssh_agent.N) for that step only, and
+// SSH_AUTH_SOCK names it. Neither the socket's path nor the agent's keys
+// enter a key or a layer. An ssh mount whose id has no agent is skipped,
+// or fails the step before it runs when it says required=true.
+func SSH(id, socket string) DockerfileOption {
+	return dfOption(func(o *dfOptions) {
+		if id == "" {
+			id = "default"
+		}
+		if socket == "" {
+			o.err = fmt.Errorf("SSH(%q): no socket given (an ssh agent's, e.g. $SSH_AUTH_SOCK)", id)
+			return
+		}
+		if o.ssh == nil {
+			o.ssh = map[string]string{}
+		}
+		o.ssh[id] = socket
 	})
 }
 

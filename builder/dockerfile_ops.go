@@ -135,6 +135,9 @@ func (t *dfTranslator) opRun(s *stepDef, op dockerfile.Op) error {
 func (t *dfTranslator) runMount(op dockerfile.Op, m dockerfile.Mount) (runMount, error) {
 	rm := runMount{typ: m.Type, target: m.Target, source: m.Source, id: m.ID, sharing: m.Sharing,
 		readOnly: m.ReadOnly, required: m.Required, env: m.Env, mode: m.Mode, uid: m.UID, gid: m.GID}
+	if m.Type == "ssh" {
+		rm.sshSocket = t.d.opts.ssh[m.ID]
+	}
 	if m.FromStage == nil && m.FromContext == "" && m.FromImage == "" {
 		if m.Type == "bind" {
 			rm.source = filepathClean(m.Source)
@@ -219,6 +222,8 @@ type runMount struct {
 	ignore []string
 	// bind mounts from another image
 	from *Image
+	// ssh mounts: the agent's socket (SSH), "" when none was given
+	sshSocket string
 }
 
 // copyDef is a Dockerfile COPY or ADD.

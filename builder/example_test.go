@@ -225,3 +225,10 @@ func ExampleAnnotations() {
 	}
 	_ = build
 }
+
+// SSH forwards the user's ssh agent to RUN --mount=type=ssh (docker build
+// --ssh default): private git dependencies install with the user's keys.
+func ExampleSSH() {
+	img := builder.FromDockerfile("./Dockerfile", builder.SSH("default", os.Getenv("SSH_AUTH_SOCK")))
+	_ = img
+}

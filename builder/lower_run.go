@@ -152,6 +152,25 @@ func (pe *planEnv) lowerRunExtras(s *stepDef, spec *layers.Spec, ps *PlannedStep
 			spec.Inputs = append(spec.Inputs, layers.Input{Name: "bind:" + m.target, Digest: tree.Digest})
 			ps.trees = append(ps.trees, treeOf("bind:"+m.target, tree))
 			ps.run.Mounts = append(ps.run.Mounts, runners.Mount{Src: src, Dest: m.target})
+		case "ssh":
+			// Keyed by id and target only: the socket's path and the
+			// agent's keys change nothing the step writes (as in
+			// BuildKit).
+			desc += ",id=" + m.id
+			if m.sshSocket == "" {
+				if m.required {
+					return fmt.Errorf("RUN --mount=type=ssh,id=%s,required: no ssh agent is forwarded for %s: give --ssh %s[=SOCKET] (builder.SSH)", m.id, m.id, m.id)
+				}
+				break
+			}
+			st, err := os.Stat(m.sshSocket)
+			if err != nil || st.Mode()&fs.ModeSocket == 0 {
+				return fmt.Errorf("RUN --mount=type=ssh,id=%s: %s is not a socket: give an ssh agent's socket ($SSH_AUTH_SOCK after eval $(ssh-agent) and ssh-add KEY)", m.id, m.sshSocket)
+			}
+			ps.run.Mounts = append(ps.run.Mounts, runners.Mount{Src: m.sshSocket, Dest: m.target, Writable: true})
+			if !slices.ContainsFunc(ps.run.RunEnv, func(e string) bool { return strings.HasPrefix(e, "SSH_AUTH_SOCK=") }) {
+				ps.run.RunEnv = append(ps.run.RunEnv, "SSH_AUTH_SOCK="+m.target)
+			}
 		case "secret":
 			desc += ",id=" + m.id + ",env=" + m.env
 			spec.Secrets = append(spec.Secrets, "mount:"+m.id)

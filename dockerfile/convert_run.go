@@ -4,6 +4,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -30,10 +31,14 @@ func (cv *converter) run(c *instructions.RunCommand, op *Op) error {
 	for _, d := range instructions.GetDevices(c) {
 		op.Devices = append(op.Devices, d.Name)
 	}
+	ssh := 0
 	for _, m := range instructions.GetMounts(c) {
-		mt, err := cv.mount(m, loc)
+		mt, err := cv.mount(m, loc, ssh)
 		if err != nil {
 			return err
+		}
+		if mt.Type == "ssh" {
+			ssh++
 		}
 		op.Mounts = append(op.Mounts, mt)
 	}
@@ -58,8 +63,10 @@ func (cv *converter) run(c *instructions.RunCommand, op *Op) error {
 // mount translates one --mount flag, with BuildKit's defaults: a relative
 // target is under the working directory, a cache is shared and named by
 // its target, a secret is named by its target's base name and mounted
-// under /run/secrets when it names neither a target nor an env.
-func (cv *converter) mount(m *instructions.Mount, loc []parser.Range) (Mount, error) {
+// under /run/secrets when it names neither a target nor an env, an ssh
+// agent is id default at /run/buildkit/ssh_agent.N (the RUN's Nth ssh
+// mount, from 0).
+func (cv *converter) mount(m *instructions.Mount, loc []parser.Range, sshIndex int) (Mount, error) {
 	mt := Mount{Type: string(m.Type), Target: m.Target, Source: m.Source, ReadOnly: m.ReadOnly,
 		ID: m.CacheID, Sharing: string(m.CacheSharing), Required: m.Required, Mode: m.Mode, UID: m.UID, GID: m.GID}
 	if m.Env != nil {
@@ -84,7 +91,16 @@ func (cv *converter) mount(m *instructions.Mount, loc []parser.Range) (Mount, er
 			mt.Target = "/run/secrets/" + mt.ID
 		}
 	case "ssh":
-		return mt, cv.p.errAt(loc, "type=ssh", "RUN --mount=type=ssh: %w (pass keys with a secret mount)", ErrUnsupported)
+		if mt.ID == "" {
+			mt.ID = "default"
+		}
+		if mt.Target == "" {
+			mt.Target = "/run/buildkit/ssh_agent." + strconv.Itoa(sshIndex)
+		}
+		if m.Mode != nil || m.UID != nil || m.GID != nil {
+			// The agent's socket is mounted as it is, not proxied.
+			return mt, cv.p.errAt(loc, "type=ssh", "RUN --mount=type=ssh: mode, uid and gid are not offered: %w (strata mounts the agent's own socket, which the step's root user can use)", ErrUnsupported)
+		}
 	}
 	if m.From != "" {
 		fc := &Copy{}

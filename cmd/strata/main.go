@@ -319,7 +319,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		file, specFile, cacheTo, target, progressMode, compression, sde, gpuType string
 		network, pull, iidFile, metadataFile                                     string
 		tags, pushes, cacheFrom, outputs, buildArgs, contexts, secrets, labels   []string
-		annotations                                                              []string
+		annotations, sshAgents                                                   []string
 		forceBuild, noCache, quiet, cacheAuthEnv, pushAuthEnv, insecure          bool
 		sf                                                                       storeFlags
 	)
@@ -330,6 +330,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	fs.StringVar(&target, "target", "", "build this stage of the Dockerfile")
 	fs.StringArrayVar(&contexts, "build-context", nil, "NAME=archive:PATH, NAME=oci-layout:DIR or NAME=docker-image://REF: FROM NAME uses it (repeatable)")
 	fs.StringArrayVar(&secrets, "secret", nil, "id=NAME[,src=FILE|,env=VAR][,type=file|env]: the Dockerfile's secret NAME, from FILE or the variable VAR (default: the variable NAME, else the file NAME) (repeatable)")
+	fs.StringArrayVar(&sshAgents, "ssh", nil, "default|ID[=SOCKET]: forward an ssh agent to RUN --mount=type=ssh,id=ID (default: $SSH_AUTH_SOCK) (repeatable)")
 	fs.StringArrayVar(&labels, "label", nil, "set a label on the image: K=V (repeatable)")
 	fs.StringArrayVar(&annotations, "annotation", nil, "set an annotation on the image's manifest: K=V or manifest:K=V (repeatable)")
 	fs.StringVar(&network, "network", "default", "network of the RUN instructions that do not say: default (the host's), host or none")
@@ -412,7 +413,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		}
 		for name, given := range map[string]bool{"--gpu": gpuType != "", "--build-arg": len(buildArgs) > 0,
 			"--target": target != "", "--build-context": len(contexts) > 0, "--secret": len(secrets) > 0,
-			"--network": network != "default"} {
+			"--network": network != "default", "--ssh": len(sshAgents) > 0} {
 			if given {
 				return usagef("%s applies to Dockerfile builds; say it in the spec file", name)
 			}
@@ -444,6 +445,18 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		opts = append(opts, builder.ContextDir(contextDir))
 		if network != "default" {
 			opts = append(opts, builder.RunNetwork(network))
+		}
+		for _, a := range sshAgents {
+			id, sock, ok := strings.Cut(a, "=")
+			if !ok {
+				if sock = os.Getenv("SSH_AUTH_SOCK"); sock == "" {
+					return usagef("--ssh %s: SSH_AUTH_SOCK is not set: start an agent (eval $(ssh-agent); ssh-add KEY) or give --ssh %s=SOCKET", a, id)
+				}
+			}
+			if st, err := os.Stat(sock); err != nil || st.Mode()&os.ModeSocket == 0 {
+				return usagef("--ssh %s: %s is not an ssh agent's socket (key files are not offered: load them into an agent with ssh-add)", id, sock)
+			}
+			opts = append(opts, builder.SSH(id, sock))
 		}
 		if len(buildArgs) > 0 {
 			m := map[string]string{}

@@ -46,6 +46,10 @@ func TestPlainProgress(t *testing.T) {
 
 // TestUsageErrors exit 2 before any store is opened.
 func TestUsageErrors(t *testing.T) {
+	t.Setenv("SSH_AUTH_SOCK", "")
+	if code := run([]string{"build", "--ssh", "default", "."}, &bytes.Buffer{}, &bytes.Buffer{}); code != exitUsage {
+		t.Errorf("--ssh default without SSH_AUTH_SOCK exited %d", code)
+	}
 	for _, args := range [][]string{
 		{},
 		{"frobnicate"},
@@ -64,6 +68,9 @@ func TestUsageErrors(t *testing.T) {
 		{"build", "--secret", "id=a,type=ssh", "."},
 		{"build", "--spec", "../../spec/testdata/cases/full.yaml", "--network", "none"},
 		{"build", "-tag"},
+		{"build", "--ssh", "deploy=/nonexistent/agent.sock", "."},
+		{"build", "--annotation", "index:a=b", "."},
+		{"build", "--annotation", "novalue", "."},
 		{"cache"},
 		{"cache", "prune"},
 		{"cache", "prune", "--max-size", "lots"},

@@ -1,2 +1,0 @@
-FROM busybox
-RUN --mount=type=ssh git clone git@example.com:x.git
