@@ -21,7 +21,7 @@ STRATA_TEST_CACHE ?= /var/tmp/strata-test-cache
 WORK := /tmp/strata-make-$(shell id -u)
 UNIT_PKGS = $(shell $(GO) list -tags '$(TAGS)' ./... | grep -v /integration)
 APT_PACKAGES := runc uidmap libseccomp-dev busybox-static buildah docker-registry \
-	mmdebstrap gcc pkg-config ca-certificates git make skopeo podman
+	mmdebstrap gcc pkg-config ca-certificates git make skopeo podman openssh-client
 
 .PHONY: setup build vet test unit integration bench demo clean gpu-e2e crash fuzz compare compare-buildah compare-golden buildkit-tools
 
