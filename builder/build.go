@@ -26,6 +26,7 @@ type buildOptions struct {
 	session     []Option
 	pushAuth    *types.DockerAuthConfig
 	compression string
+	format      string // "docker", or "" for OCI
 	annotations map[string]string
 	remote      remoteOptions     // CacheFrom, CacheTo, CacheAuth (remotecache.go)
 	mounts      mountCacheOptions // CacheMountsTo, CacheMountsFrom (mountcache.go)
@@ -65,6 +66,26 @@ func (o *buildOptions) only(where string, allowed ...string) error {
 // "localhost/app:latest"). Default: no name. A failed build tags nothing.
 func WithTag(name string) BuildOption {
 	return named("WithTag", func(o *buildOptions) { o.tags = append(o.tags, name) })
+}
+
+// Format picks the image format of every step and of the result: "oci"
+// (the default) or "docker" (Docker's schema 2, as buildah and podman
+// build --format docker write it). In the docker format a Dockerfile's
+// HEALTHCHECK, SHELL and ONBUILD are written to their native config
+// fields (ONBUILD also to strata's label), pushes and docker-archive
+// outputs are Docker manifests, and oci: layouts are converted to OCI. It
+// enters every step's key.
+func Format(format string) BuildOption {
+	return named("Format", func(o *buildOptions) {
+		switch format {
+		case "oci":
+			o.format = ""
+		case "docker":
+			o.format = "docker"
+		default:
+			o.err = fmt.Errorf("Format(%q): use oci or docker", format)
+		}
+	})
 }
 
 // Annotations sets annotations on the final image's manifest, as docker
@@ -252,7 +273,7 @@ func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Resul
 		}
 		img = img.push(&stepDef{method: "Annotations", kind: layers.KindAnnotation, env: copyMap(bo.annotations)}, err)
 	}
-	p, err := s.Plan(ctx, img)
+	p, err := s.planFormat(ctx, img, bo.format)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +311,7 @@ func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Resul
 	if parentID == "" {
 		// A bare scratch image: commit an empty image so there is something to
 		// tag and export.
-		id, err := s.rt.Execute(ctx, "", runners.Step{Name: "step 0 (Scratch)", SourceDateEpoch: s.sde})
+		id, err := s.rt.Execute(ctx, "", runners.Step{Name: "step 0 (Scratch)", SourceDateEpoch: s.sde, Format: bo.format})
 		if err != nil {
 			return nil, err
 		}
@@ -327,7 +348,7 @@ func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Resul
 func (s *Session) export(ctx context.Context, id string, bo buildOptions, pr *progress, res *Result) error {
 	for _, dest := range bo.exports {
 		w := pr.noteWriter("[export] ")
-		d, err := s.rt.Export(ctx, id, dest, w, runners.ExportOptions{Auth: bo.pushAuth, Compression: bo.compression})
+		d, err := s.rt.Export(ctx, id, dest, w, runners.ExportOptions{Auth: bo.pushAuth, Compression: bo.compression, Format: bo.format})
 		flushOutput(w)
 		if err != nil {
 			return err

@@ -398,7 +398,7 @@ func (t *dfTranslator) baseConfig(ref string) (*dockerfile.BaseConfig, error) {
 	if err != nil || cfg == nil {
 		return nil, err
 	}
-	return &dockerfile.BaseConfig{Env: cfg.Env, WorkingDir: cfg.WorkingDir, User: cfg.User, OnBuild: runners.OnBuildOf(cfg.Labels)}, nil
+	return &dockerfile.BaseConfig{Env: cfg.Env, WorkingDir: cfg.WorkingDir, User: cfg.User, Shell: cfg.Shell, OnBuild: runners.OnBuildOf(cfg.Labels)}, nil
 }
 
 // imageConfig works out the config an image will have: its base's, then
@@ -419,7 +419,7 @@ func (pe *planEnv) imageConfig(ctx context.Context, img Image) (*dockerfile.Base
 		return nil, err
 	}
 	if cfg != nil {
-		out.Env, out.WorkingDir, out.User = slices.Clone(cfg.Env), cfg.WorkingDir, cfg.User
+		out.Env, out.WorkingDir, out.User, out.Shell = slices.Clone(cfg.Env), cfg.WorkingDir, cfg.User, cfg.Shell
 		out.OnBuild = runners.OnBuildOf(cfg.Labels)
 	}
 	setEnv := func(k, v string) {
@@ -448,6 +448,8 @@ func (pe *planEnv) imageConfig(ctx context.Context, img Image) (*dockerfile.Base
 				out.OnBuild = append(out.OnBuild, s.args[1:]...)
 			case "ONBUILD-TRIGGERED":
 				out.OnBuild = nil
+			case "SHELL":
+				out.Shell = slices.Clone(s.args[1:])
 			}
 		case layers.KindRun:
 			if s.pathPrepend != "" {

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -25,12 +26,25 @@ func (t *dfTranslator) op(img Image, st *dockerfile.Stage, op dockerfile.Op) (Im
 		err = t.opCopy(s, op)
 	case "SHELL":
 		// Later RUNs carry the shell in their own keys; OCI configs have
-		// no shell field.
-		t.pe.notes = append(t.pe.notes, fmt.Sprintf("%s: SHELL applies to this Dockerfile's later RUN, CMD and ENTRYPOINT lines; OCI images have no shell field, so it is not recorded in the image (a Dockerfile FROM it starts with /bin/sh -c again)", op.Pos))
-		return img.Shell(op.Args), nil
+		// no shell field, Docker's do.
+		if t.pe.format != "docker" {
+			t.pe.notes = append(t.pe.notes, fmt.Sprintf("%s: SHELL applies to this Dockerfile's later RUN, CMD and ENTRYPOINT lines; OCI images have no shell field, so it is not recorded in the image (a Dockerfile FROM it starts with /bin/sh -c again; Format(\"docker\") records it)", op.Pos))
+			return img.Shell(op.Args), nil
+		}
+		img = img.Shell(op.Args)
+		s.kind = layers.KindConfig
+		s.args = append([]string{"SHELL"}, op.Args...)
 	case "HEALTHCHECK":
-		t.pe.notes = append(t.pe.notes, fmt.Sprintf("%s: HEALTHCHECK is kept only in Docker-format images; strata writes OCI images (as buildah bud does by default), so it is not recorded", op.Pos))
-		return img, nil
+		if t.pe.format != "docker" {
+			t.pe.notes = append(t.pe.notes, fmt.Sprintf("%s: HEALTHCHECK is kept only in Docker-format images; this build writes OCI images (as buildah bud does by default), so it is not recorded (Format(\"docker\"), --format docker, records it)", op.Pos))
+			return img, nil
+		}
+		j, err := json.Marshal(op.Health)
+		if err != nil {
+			return Image{}, err
+		}
+		s.kind = layers.KindConfig
+		s.args = []string{"HEALTHCHECK", string(j)}
 	default:
 		err = opConfig(s, op)
 	}

@@ -232,3 +232,10 @@ func ExampleSSH() {
 	img := builder.FromDockerfile("./Dockerfile", builder.SSH("default", os.Getenv("SSH_AUTH_SOCK")))
 	_ = img
 }
+
+// Format("docker") keeps a Dockerfile's HEALTHCHECK, SHELL and ONBUILD in
+// the image (buildah bud --format docker).
+func ExampleFormat() {
+	_, err := builder.Build(context.Background(), builder.FromDockerfile("./Dockerfile"), builder.Format("docker"), builder.WithTag("app"))
+	_ = err
+}

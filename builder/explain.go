@@ -54,10 +54,10 @@ func (s *Session) Explain(ctx context.Context, img Image, opts ...BuildOption) (
 	if bo.err != nil {
 		return nil, bo.err
 	}
-	if err := bo.only("Explain (it reads WithTag only)", "WithTag"); err != nil {
+	if err := bo.only("Explain (it reads WithTag and Format only)", "WithTag", "Format"); err != nil {
 		return nil, err
 	}
-	p, err := s.Plan(ctx, img)
+	p, err := s.planFormat(ctx, img, bo.format)
 	if err != nil {
 		return nil, err
 	}

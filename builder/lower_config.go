@@ -1,12 +1,16 @@
 package builder
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/stratabuild/strata/dockerfile"
 	"github.com/stratabuild/strata/layers"
+	"github.com/stratabuild/strata/runners"
 )
 
 // lowerConfig lowers the steps that change only the image's config: Env,
@@ -68,6 +72,15 @@ func lowerConfig(s *stepDef, spec *layers.Spec, ps *PlannedStep) error {
 			cfg.OnBuildAdd = vals
 		case "ONBUILD-TRIGGERED":
 			cfg.OnBuildClear = true
+		case "SHELL":
+			cfg.Shell = &vals
+		case "HEALTHCHECK":
+			var h dockerfile.Healthcheck
+			if err := json.Unmarshal([]byte(vals[0]), &h); err != nil {
+				return fmt.Errorf("HEALTHCHECK: %w", err)
+			}
+			cfg.Healthcheck = &runners.Healthcheck{Test: h.Test, Interval: time.Duration(h.Interval), Timeout: time.Duration(h.Timeout),
+				StartPeriod: time.Duration(h.StartPeriod), StartInterval: time.Duration(h.StartInt), Retries: h.Retries}
 		default:
 			return fmt.Errorf("unknown config change %s", s.args[0])
 		}

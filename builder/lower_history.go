@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/stratabuild/strata/dockerfile"
 	"github.com/stratabuild/strata/layers"
 )
 
@@ -60,6 +62,10 @@ func historyOf(s *stepDef, spec layers.Spec, ps *PlannedStep) string {
 			return "VOLUME " + jsonArgs(vals)
 		case "ONBUILD-TRIGGERED":
 			return "strata: the base image's ONBUILD triggers ran"
+		case "SHELL":
+			return "SHELL " + jsonArgs(vals)
+		case "HEALTHCHECK":
+			return healthHistory(vals[0])
 		default:
 			return name + " " + strings.Join(vals, " ")
 		}
@@ -129,4 +135,33 @@ func inputsDigest(in []layers.Input) string {
 func jsonArgs(args []string) string {
 	j, _ := json.Marshal(args)
 	return string(j)
+}
+
+// healthHistory writes a HEALTHCHECK (its JSON form in the key) as the
+// instruction: "HEALTHCHECK --interval=5s CMD ["true"]", "HEALTHCHECK NONE".
+func healthHistory(j string) string {
+	var h dockerfile.Healthcheck
+	if err := json.Unmarshal([]byte(j), &h); err != nil || len(h.Test) == 0 {
+		return "HEALTHCHECK"
+	}
+	if h.Test[0] == "NONE" {
+		return "HEALTHCHECK NONE"
+	}
+	var b strings.Builder
+	b.WriteString("HEALTHCHECK")
+	for _, f := range []struct {
+		name string
+		d    int64
+	}{{"interval", h.Interval}, {"timeout", h.Timeout}, {"start-period", h.StartPeriod}, {"start-interval", h.StartInt}} {
+		if f.d != 0 {
+			fmt.Fprintf(&b, " --%s=%s", f.name, time.Duration(f.d))
+		}
+	}
+	if h.Retries != 0 {
+		fmt.Fprintf(&b, " --retries=%d", h.Retries)
+	}
+	if h.Test[0] == "CMD-SHELL" && len(h.Test) == 2 {
+		return b.String() + " CMD " + h.Test[1]
+	}
+	return b.String() + " CMD " + jsonArgs(h.Test[1:])
 }

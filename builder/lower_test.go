@@ -430,6 +430,14 @@ func TestHistoryGolden(t *testing.T) {
 	for _, name := range []string{"go", "dockerfile", "commands"} {
 		write(name, planFor(t, fx.images[name], nil, false, false))
 	}
+	// The docker format records HEALTHCHECK and SHELL as steps.
+	pe := newPlanEnv(&runners.Resolver{}, nil, t.TempDir())
+	pe.format = "docker"
+	p, err := plan(context.Background(), fx.images["dockerfile"], pe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("dockerfile/docker-format", p)
 	golden := filepath.Join("testdata", "history.golden")
 	if *update {
 		if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {

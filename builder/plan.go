@@ -110,8 +110,9 @@ func (i Image) Plan(ctx context.Context) (*Plan, error) {
 type planEnv struct {
 	res       *runners.Resolver
 	sde       *time.Time
-	cleanup   bool // ReproducibleCleanup
-	forceAll  bool // ForceBuildAll, STRATA_FORCE_BUILD
+	cleanup   bool   // ReproducibleCleanup
+	forceAll  bool   // ForceBuildAll, STRATA_FORCE_BUILD
+	format    string // Format: "docker", or "" for OCI
 	mountRoot string
 	expanded  map[*node]Image
 	plans     map[*node]*Plan

@@ -16,10 +16,18 @@ import (
 	"go.podman.io/image/v5/types"
 )
 
+// ImageConfig is an image's config as a Dockerfile stage inherits it: the
+// OCI fields, and Docker's SHELL (Docker-format images only).
+type ImageConfig struct {
+	v1.ImageConfig
+	Shell []string
+}
+
 // BaseConfig returns the image config of b: what a Dockerfile stage
-// inherits from its base (environment, working directory, user). Scratch,
-// rootfs tarballs and Debian bootstraps have an empty config (nil).
-func (r *Resolver) BaseConfig(ctx context.Context, b Base) (*v1.ImageConfig, error) {
+// inherits from its base (environment, working directory, user, shell).
+// Scratch, rootfs tarballs and Debian bootstraps have an empty config
+// (nil).
+func (r *Resolver) BaseConfig(ctx context.Context, b Base) (*ImageConfig, error) {
 	var ref types.ImageReference
 	sc := r.sysCtx(b)
 	switch b.Kind {
@@ -101,22 +109,25 @@ func (r *Resolver) BaseConfig(ctx context.Context, b Base) (*v1.ImageConfig, err
 	if err != nil {
 		return nil, fmt.Errorf("reading the config of %s: %w", b.Ref, err)
 	}
-	cfg := oc.Config
-	// A Docker-format config's ONBUILD triggers, which the OCI form drops,
-	// are passed on in the label strata keeps them in.
-	if _, ok := cfg.Labels[OnBuildLabel]; !ok {
-		if raw, err := img.ConfigBlob(ctx); err == nil {
-			var d struct {
-				Config struct{ OnBuild []string } `json:"config"`
+	cfg := ImageConfig{ImageConfig: oc.Config}
+	// A Docker-format config's SHELL and ONBUILD triggers, which the OCI
+	// form drops: the shell as it is, the triggers in the label strata
+	// keeps them in.
+	var d struct {
+		Config struct {
+			OnBuild []string
+			Shell   []string
+		} `json:"config"`
+	}
+	if raw, err := img.ConfigBlob(ctx); err == nil && json.Unmarshal(raw, &d) == nil {
+		cfg.Shell = d.Config.Shell
+		if _, ok := cfg.Labels[OnBuildLabel]; !ok && len(d.Config.OnBuild) > 0 {
+			j, _ := json.Marshal(d.Config.OnBuild)
+			cfg.Labels = maps.Clone(cfg.Labels)
+			if cfg.Labels == nil {
+				cfg.Labels = map[string]string{}
 			}
-			if json.Unmarshal(raw, &d) == nil && len(d.Config.OnBuild) > 0 {
-				j, _ := json.Marshal(d.Config.OnBuild)
-				cfg.Labels = maps.Clone(cfg.Labels)
-				if cfg.Labels == nil {
-					cfg.Labels = map[string]string{}
-				}
-				cfg.Labels[OnBuildLabel] = string(j)
-			}
+			cfg.Labels[OnBuildLabel] = string(j)
 		}
 	}
 	return &cfg, nil

@@ -27,6 +27,9 @@ type ExportOptions struct {
 	// (gzip for registries and OCI layouts); "none" writes uncompressed
 	// layers, to local destinations only.
 	Compression string
+	// Format "docker" writes Docker manifests to registries (docker://)
+	// and docker-archive files; OCI layouts and archives stay OCI.
+	Format string
 }
 
 // Export writes the image imageID to dest, a containers/image reference such
@@ -46,7 +49,7 @@ func (r *Runtime) Export(ctx context.Context, imageID, dest string, report io.Wr
 		report = io.Discard
 	}
 	mt := define.OCIv1ImageManifest
-	if strings.HasPrefix(dest, "docker-archive:") {
+	if strings.HasPrefix(dest, "docker-archive:") || o.Format == "docker" && strings.HasPrefix(dest, "docker://") {
 		mt = define.Dockerv2ImageManifest
 	}
 	sc := r.SystemContext()

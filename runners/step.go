@@ -20,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.podman.io/buildah"
 	"go.podman.io/buildah/define"
+	"go.podman.io/buildah/docker"
 	"go.podman.io/common/libnetwork/types"
 	"golang.org/x/sys/unix"
 
@@ -63,6 +64,9 @@ type Step struct {
 	RemoveAfter []string
 	// Config changes applied to the image config.
 	Config ConfigChange
+	// Format is the image format of the commit: "docker" (Docker schema
+	// 2, which keeps HEALTHCHECK, SHELL and ONBUILD), or "" for OCI.
+	Format string
 	// History is what the image's history says made this step's layer
 	// (created_by), e.g. "RUN /bin/sh -c make" or "COPY dir:<digest> in
 	// /app"; empty says only the shell, as Buildah does.
@@ -131,12 +135,21 @@ type ConfigChange struct {
 	OnBuildAdd   []string
 	// Annotations are set on the image's manifest (not its config).
 	Annotations map[string]string
+	// Shell and Healthcheck are Docker-format fields (Step.Format
+	// "docker"); OCI images drop them.
+	Shell       *[]string
+	Healthcheck *Healthcheck
 }
+
+// Healthcheck is a Docker-format HEALTHCHECK: Test ["NONE"] disables the
+// base's, ["CMD", args...] or ["CMD-SHELL", command] checks.
+type Healthcheck = docker.HealthConfig
 
 func (c ConfigChange) empty() bool {
 	return c.Env == nil && c.Workdir == nil && c.Entrypoint == nil && c.Cmd == nil && c.User == nil &&
 		c.Labels == nil && c.PathPrepend == "" && c.Ports == nil && c.Volumes == nil && c.StopSignal == nil &&
-		c.Author == nil && !c.OnBuildClear && c.OnBuildAdd == nil && c.Annotations == nil
+		c.Author == nil && !c.OnBuildClear && c.OnBuildAdd == nil && c.Annotations == nil &&
+		c.Shell == nil && c.Healthcheck == nil
 }
 
 // StepError reports a step whose command failed.
@@ -194,7 +207,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		NetworkInterface: noNetwork{},
 		CommonBuildOpts:  &define.CommonBuildOptions{Ulimit: r.ulimits},
 		Capabilities:     defaultCapabilities,
-		Format:           define.OCIv1ImageManifest,
+		Format:           manifestType(st.Format),
 		Logger:           logrus.StandardLogger(),
 		// The parent is strata's previous step, an intermediate image whose
 		// digest says nothing to a user and would tie the result to one
@@ -303,7 +316,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	b.FromImage = ""
 	Failpoint("commit")
 	id, _, _, err := b.Commit(ctx, nil, buildah.CommitOptions{
-		PreferredManifestType: define.OCIv1ImageManifest,
+		PreferredManifestType: manifestType(st.Format),
 		SystemContext:         r.SystemContext(),
 		SignaturePolicyPath:   r.policyPath,
 		EmptyLayer:            len(st.Commands) == 0 && len(st.Argv) == 0 && len(st.Copies) == 0 && len(st.Mkdirs) == 0,
@@ -319,6 +332,15 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		return "", fmt.Errorf("%s: %w", st.Name, err)
 	}
 	return id, nil
+}
+
+// manifestType is Buildah's name for an image format: "docker" or ""
+// (OCI).
+func manifestType(format string) string {
+	if format == "docker" {
+		return define.Dockerv2ImageManifest
+	}
+	return define.OCIv1ImageManifest
 }
 
 func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []string, cmd string, g *gpuRun) error {
@@ -588,11 +610,22 @@ func applyConfig(b *buildah.Builder, c ConfigChange) {
 	}
 	if c.OnBuildClear {
 		b.UnsetLabel(OnBuildLabel)
+		b.ClearOnBuild()
 	}
 	if len(c.OnBuildAdd) > 0 {
 		trig := append(OnBuildOf(b.Labels()), c.OnBuildAdd...)
 		j, _ := json.Marshal(trig)
 		b.SetLabel(OnBuildLabel, string(j))
+		// Docker's own field too (kept in the docker format only).
+		for _, t := range c.OnBuildAdd {
+			b.SetOnBuild(t)
+		}
+	}
+	if c.Shell != nil {
+		b.SetShell(*c.Shell)
+	}
+	if c.Healthcheck != nil {
+		b.SetHealthcheck(c.Healthcheck)
 	}
 	if c.PathPrepend != "" {
 		old := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -317,7 +317,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	var (
 		mountsTo, mountsFrom                                                     string
 		file, specFile, cacheTo, target, progressMode, compression, sde, gpuType string
-		network, pull, iidFile, metadataFile                                     string
+		network, pull, iidFile, metadataFile, format                             string
 		tags, pushes, cacheFrom, outputs, buildArgs, contexts, secrets, labels   []string
 		annotations, sshAgents                                                   []string
 		forceBuild, noCache, quiet, cacheAuthEnv, pushAuthEnv, insecure          bool
@@ -333,6 +333,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	fs.StringArrayVar(&sshAgents, "ssh", nil, "default|ID[=SOCKET]: forward an ssh agent to RUN --mount=type=ssh,id=ID (default: $SSH_AUTH_SOCK) (repeatable)")
 	fs.StringArrayVar(&labels, "label", nil, "set a label on the image: K=V (repeatable)")
 	fs.StringArrayVar(&annotations, "annotation", nil, "set an annotation on the image's manifest: K=V or manifest:K=V (repeatable)")
+	fs.StringVar(&format, "format", "oci", "image format: oci, or docker (keeps HEALTHCHECK, SHELL and ONBUILD; Docker manifests for pushes and docker-archive outputs)")
 	fs.StringVar(&network, "network", "default", "network of the RUN instructions that do not say: default (the host's), host or none")
 	fs.StringVar(&pull, "pull", "missing", "base images: missing or always (--pull alone): a tag is resolved to its digest at each build and only missing layers are pulled")
 	fs.Lookup("pull").NoOptDefVal = "always"
@@ -575,6 +576,12 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	if cacheAuthEnv {
 		bopts = append(bopts, builder.CacheAuth(builder.SecretFromEnv("REGISTRY_USERNAME", "REGISTRY_PASSWORD")))
 	}
+	switch format {
+	case "oci", "docker":
+		bopts = append(bopts, builder.Format(format))
+	default:
+		return usagef("--format %q: use oci or docker", format)
+	}
 	if len(annotations) > 0 {
 		m := map[string]string{}
 		for _, a := range annotations {
@@ -611,7 +618,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	if explain {
 		// Explain compares with the build of the first --tag; the other
 		// flags are the build's.
-		var eopts []builder.BuildOption
+		eopts := []builder.BuildOption{builder.Format(format)}
 		if len(tags) > 0 {
 			eopts = append(eopts, builder.WithTag(tags[0]))
 		}
