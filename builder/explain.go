@@ -97,6 +97,9 @@ type explainer struct {
 	history []layers.Key // the steps of the last build with the same name
 	lastRan int          // index in p.Steps of the last step that ran
 	forceBy int          // index of the first forced step, or -1
+	// fresh: the first step that ran had no earlier build; the steps
+	// after it have none either (not "parent changed").
+	fresh bool
 }
 
 func (s *Session) newExplainer(p *Plan, tag string) *explainer {
@@ -142,8 +145,18 @@ func (ex *explainer) recipe(i int) layers.Recipe {
 // why says why step i (a miss) runs.
 func (ex *explainer) why(i int) string {
 	if ex.lastRan >= 0 {
+		if ex.fresh {
+			return ReasonNoHistory
+		}
 		return fmt.Sprintf("parent changed (step %d rebuilt)", ex.p.Steps[ex.lastRan].Index)
 	}
+	r := ex.whyFirst(i)
+	ex.fresh = r == ReasonNoHistory
+	return r
+}
+
+// whyFirst says why step i, the first of the plan that runs, runs.
+func (ex *explainer) whyFirst(i int) string {
 	rs := ex.s.recipes
 	if rs == nil {
 		return ReasonNoHistory

@@ -217,10 +217,11 @@ func (i Image) Label(labels map[string]string, opts ...StepOption) Image {
 }
 
 // Workdir sets the working directory in the image config and for later
-// RunCommands. It commits no filesystem layer; a command's working directory
-// is created when the command runs.
+// RunCommands, and creates it (with its parents, owned by the image's
+// USER) as Dockerfile's WORKDIR does: the layer holds the directories it
+// made, and none when they exist.
 func (i Image) Workdir(dir string, opts ...StepOption) Image {
-	s := &stepDef{method: "Workdir", kind: layers.KindWorkdir, args: []string{dir}}
+	s := &stepDef{method: "Workdir", kind: layers.KindWorkdir, args: []string{dir}, mkdir: true}
 	applyStep(&s.opts, opts)
 	var err error
 	if !path.IsAbs(dir) {

@@ -106,14 +106,19 @@ CMD ["cat", "/app/version"]
 	res, err := s.Build(ctx, bb.Env(map[string]string{"B": "2", "A": "1"}).
 		RunCommands([]string{"echo a > /a", "echo b > /b"}).
 		AddLocalDir(filepath.Join(dir, "src"), "/srv", builder.Copy()).
+		Workdir("/srv/app/data").
 		Cmd([]string{"sh"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	gotGo := imageHistory(t, s, builder.FromID(res.ImageID))[len(base):]
-	wantGo := []string{`ENV A=1 B=2`, `RUN /bin/sh -c echo a > /a && echo b > /b`, `COPY dir:[0-9a-f]{64} in /srv`, `CMD \["sh"\]`}
+	wantGo := []string{`ENV A=1 B=2`, `RUN /bin/sh -c echo a > /a && echo b > /b`, `COPY dir:[0-9a-f]{64} in /srv`, `WORKDIR /srv/app/data`, `CMD \["sh"\]`}
 	if len(gotGo) != len(wantGo) {
 		t.Fatalf("Go chain: %d history entries after the base's, want %d:\n%s", len(gotGo), len(wantGo), historyText(gotGo))
+	}
+	// Workdir creates its directory, as WORKDIR does.
+	if !hasFile(t, s, res.ImageID, "srv/app/data") {
+		t.Error("Workdir did not create /srv/app/data")
 	}
 	for i, w := range wantGo {
 		if !regexp.MustCompile("^" + w + "$").MatchString(gotGo[i].CreatedBy) {

@@ -13,7 +13,8 @@ import (
 // executed changes so that old cache entries are no longer hit.
 //
 // 2: each step's history entry says what made it (RUN, COPY dir:<digest>
-// in ..., ENV ...) instead of the shell and the cache name of its parent.
+// in ..., ENV ...) instead of the shell and the cache name of its parent;
+// the Go Workdir step creates its directory, as WORKDIR does.
 const RecipeVersion = 2
 
 // Key identifies one step's result: "sha256:" followed by 64 hex digits.
