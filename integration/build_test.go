@@ -331,8 +331,10 @@ func findInImage(t *testing.T, s *builder.Session, imageID, name string) (string
 	t.Helper()
 	var content string
 	found := false
+	// Directories are named with a trailing slash in layer tars.
+	name = strings.TrimSuffix(name, "/")
 	eachEntry(t, s, imageID, func(n string, _ *tar.Header, r io.Reader) bool {
-		if n == name {
+		if strings.TrimSuffix(n, "/") == name {
 			b, _ := io.ReadAll(r)
 			content, found = string(b), true
 			return false
