@@ -165,7 +165,12 @@ func (s *Session) runStep(ctx context.Context, b *buildRun, ex *explainer, si in
 	ex.ran(si)
 	b.pr.start(*st)
 	if st.base != nil {
-		w := b.pr.stepWriter(*st, nil)
+		// A pull reports in strata's words; a Debian bootstrap shows
+		// mmdebstrap's output as a step shows its commands'.
+		w := b.pr.transferWriter(*st)
+		if st.base.Kind == runners.BaseDebian {
+			w = b.pr.stepWriter(*st, nil)
+		}
 		id, err = s.rt.ImportBase(ctx, *st.base, st.Spec.Args[0], w)
 		flushOutput(w)
 		if err != nil {

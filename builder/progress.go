@@ -120,14 +120,40 @@ func (p *progress) stepWriter(st PlannedStep, red *redactor) io.Writer {
 	return &lineWriter{p: p, prefix: fmt.Sprintf("[%d/%d] %s | ", st.Index, p.total, st.Method), red: red, ev: p.stepEvent("output", st)}
 }
 
-// noteWriter returns a writer whose lines become notes prefixed with
-// prefix (an export's or push's "Copying blob" lines), or nil when there is
+// transferWriter returns the writer a base step's pull reports to: its
+// output lines, in strata's words (transferLine), or nil when there is
 // no output.
+func (p *progress) transferWriter(st PlannedStep) io.Writer {
+	w := p.stepWriter(st, nil)
+	if w != nil {
+		w.(*lineWriter).transfer = true
+	}
+	return w
+}
+
+// noteWriter returns a writer whose lines become notes prefixed with
+// prefix (what an export or push reports, in strata's words:
+// transferLine), or nil when there is no output.
 func (p *progress) noteWriter(prefix string) io.Writer {
 	if p.w == nil && p.fn == nil {
 		return nil
 	}
-	return &lineWriter{p: p, prefix: prefix, ev: ProgressEvent{Kind: "note"}, note: true}
+	return &lineWriter{p: p, prefix: prefix, ev: ProgressEvent{Kind: "note"}, note: true, transfer: true}
+}
+
+// transferLine says in strata's words what a line containers/image
+// reports while copying an image means: "layer sha256:..." for each
+// layer ("Copying blob ..."), "config sha256:..." for the config; its
+// other lines (signatures, "Writing manifest to image destination") say
+// nothing to a user and are dropped (false).
+func transferLine(s string) (string, bool) {
+	if rest, ok := strings.CutPrefix(s, "Copying blob "); ok {
+		return "layer " + rest, true
+	}
+	if rest, ok := strings.CutPrefix(s, "Copying config "); ok {
+		return "config " + rest, true
+	}
+	return "", false
 }
 
 // lineWriter turns what it is written into one progress event per line. It
@@ -141,6 +167,8 @@ type lineWriter struct {
 	red    *redactor
 	ev     ProgressEvent // the step's output event, without its line
 	note   bool          // the event's Line holds the prefix too (notes)
+	// transfer: the lines are containers/image's report (transferLine)
+	transfer bool
 
 	mu  sync.Mutex
 	buf []byte
@@ -164,7 +192,14 @@ func (l *lineWriter) Write(b []byte) (int, error) {
 // line emits one line of output (without its newline).
 func (l *lineWriter) line(b []byte) {
 	ev := l.ev
-	ev.Line = l.red.apply(string(b))
+	s := string(b)
+	if l.transfer {
+		var ok bool
+		if s, ok = transferLine(s); !ok {
+			return
+		}
+	}
+	ev.Line = l.red.apply(s)
 	text := l.prefix + ev.Line
 	if l.note {
 		ev.Line = text

@@ -116,15 +116,19 @@ func TestMultiLayerBaseProgress(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, out.String())
 	}
-	// One line per blob of the pull under the base step, and per blob of
-	// the export and the push as notes.
-	pulled := strings.Count(out.String(), "FromRegistry | Copying blob")
-	exported := strings.Count(out.String(), "[export] Copying blob")
+	// One line per layer of the pull under the base step, and per layer
+	// of the export and the push as notes; none of containers/image's own
+	// lines ("Copying blob", "Writing manifest to image destination").
+	pulled := strings.Count(out.String(), "FromRegistry | layer sha256:")
+	exported := strings.Count(out.String(), "[export] layer sha256:")
 	if pulled != n || exported != 2*(n+1) {
-		t.Errorf("%d pull and %d export/push 'Copying blob' lines, want %d and %d:\n%s", pulled, exported, n, 2*(n+1), out.String())
+		t.Errorf("%d pull and %d export/push layer lines, want %d and %d:\n%s", pulled, exported, n, 2*(n+1), out.String())
+	}
+	if strings.Contains(out.String(), "Copying") || strings.Contains(out.String(), "Writing manifest") {
+		t.Errorf("containers/image's lines reach the user:\n%s", out.String())
 	}
 	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
-		if strings.Count(l, "Copying") > 1 || (strings.Contains(l, "Copying") && !strings.HasPrefix(l, "[")) {
+		if strings.Count(l, "layer sha256:") > 1 || (strings.Contains(l, "layer sha256:") && !strings.HasPrefix(l, "[")) {
 			t.Errorf("interleaved line: %q", l)
 		}
 	}
@@ -257,9 +261,9 @@ func TestRegistryMirror(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("build exited %d:\n%s", r.code, r.stderr)
 		}
-		// The pull, the export and the push: a line per blob each.
-		if got := strings.Count(r.stderr, "Copying blob"); got != n+2*(n+1) {
-			t.Errorf("%d 'Copying blob' lines, want %d:\n%s", got, n+2*(n+1), r.stderr)
+		// The pull, the export and the push: a line per layer each.
+		if got := strings.Count(r.stderr, "layer sha256:"); got != n+2*(n+1) {
+			t.Errorf("%d layer lines, want %d:\n%s", got, n+2*(n+1), r.stderr)
 		}
 		img, err := imagediff.Load(layout, "latest")
 		if err != nil {

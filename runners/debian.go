@@ -122,5 +122,7 @@ func (r *Runtime) importDebian(ctx context.Context, d Debian, report io.Writer) 
 		}
 		return "", fmt.Errorf("mmdebstrap %s from %s: %w\nlast lines of output:\n  %s", d.Suite, d.MirrorURL(), err, strings.Join(tail.Lines(), "\n  "))
 	}
-	return r.pull(ctx, "tarball:"+tarball, nil, report)
+	// The import of the tarball says nothing the bootstrap's own output
+	// (above) did not.
+	return r.pull(ctx, "tarball:"+tarball, nil, nil)
 }
