@@ -198,6 +198,13 @@ func Build(ctx context.Context, img Image, opts ...BuildOption) (*Result, error)
 	for _, o := range opts {
 		o.applyBuild(&bo)
 	}
+	// A chain or option that is wrong says so before a store is opened.
+	if err := img.Err(); err != nil {
+		return nil, err
+	}
+	if bo.err != nil {
+		return nil, bo.err
+	}
 	if !bo.ownSignals {
 		// Watched from Open to Close, so that the exit that follows a
 		// signal finds the session closed.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/stratabuild/strata/builder"
 )
@@ -238,4 +239,34 @@ func ExampleSSH() {
 func ExampleFormat() {
 	_, err := builder.Build(context.Background(), builder.FromDockerfile("./Dockerfile"), builder.Format("docker"), builder.WithTag("app"))
 	_ = err
+}
+
+// Build reports a chain's bad argument, naming the step, before it opens a
+// store or starts a container.
+func ExampleBuild() {
+	img := builder.Scratch().Env(map[string]string{"APP": "1"}).Workdir("app")
+	_, err := builder.Build(context.Background(), img, builder.WithTag("app"))
+	fmt.Println(err)
+	// Output: step 2 (Workdir): working directory "app" must be an absolute path
+}
+
+// A Session holds one store open for several builds (a CI job's images,
+// or a program that builds on demand); each Build shares its cache.
+func ExampleSession_Build() {
+	ctx := context.Background()
+	s, err := builder.Open(ctx, builder.SourceDateEpoch(time.Unix(1700000000, 0)))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.Close()
+	base := builder.FromRegistry("debian:bookworm-slim").AptInstall([]string{"ca-certificates"})
+	for _, name := range []string{"api", "worker"} {
+		res, err := s.Build(ctx, base.AddLocalDir("./"+name, "/app", builder.Copy()), builder.WithTag(name))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(name, res.ImageID)
+	}
 }
