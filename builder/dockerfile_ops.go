@@ -238,6 +238,8 @@ type runMount struct {
 	from *Image
 	// ssh mounts: the agent's socket (SSH), "" when none was given
 	sshSocket string
+	// secret mounts of SecretFile: the secret holding the value
+	secret *Secret
 }
 
 // copyDef is a Dockerfile COPY or ADD.

@@ -270,3 +270,13 @@ func ExampleSession_Build() {
 		fmt.Println(name, res.ImageID)
 	}
 }
+
+// SecretFile gives a step a secret as a file, for tools that read one
+// (a .npmrc, a service account key), and nothing in its environment.
+func ExampleSecretFile() {
+	creds := builder.SecretFromEnv("NPM_TOKEN")
+	img := builder.DebianSlim("3.12").RunCommands(
+		[]string{"NPM_CONFIG_USERCONFIG=/run/secrets/npmrc npm ci"},
+		builder.SecretFile(creds, "NPM_TOKEN", "/run/secrets/npmrc"))
+	_ = img
+}

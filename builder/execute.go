@@ -228,7 +228,7 @@ func (s *Session) execute(ctx context.Context, b *buildRun, st PlannedStep, pare
 		return "", err
 	}
 	defer cleanup()
-	red := redactorFor(st.secrets)
+	red := redactorFor(append(slices.Clone(st.secrets), st.fileSecrets()...))
 	rs.Output = b.pr.stepWriter(st, red)
 	defer flushOutput(rs.Output) // a last line without a newline
 	for _, sec := range st.secrets {
@@ -260,12 +260,20 @@ func secretMounts(st PlannedStep, rs *runners.Step) (func(), error) {
 	rs.Mounts = slices.Clone(rs.Mounts)
 	for _, m := range st.secretMounts {
 		val, found := "", false
-		for _, sec := range st.secrets {
+		from := st.secrets
+		if m.secret != nil {
+			from = []Secret{*m.secret}
+		}
+		for _, sec := range from {
 			if v, ok := sec.env[m.id]; ok {
 				val, found = v, true
 			}
 		}
 		if !found {
+			if m.secret != nil {
+				cleanup()
+				return nil, fmt.Errorf("%s: SecretFile: the secret %s holds no key %s", st.Name(), m.secret.name, m.id)
+			}
 			if m.required {
 				cleanup()
 				return nil, fmt.Errorf("%s: secret %q is required but not given: pass a secret holding the key %s with WithSecrets", st.Name(), m.id, m.id)
@@ -371,4 +379,15 @@ func ownerIDs(uid, gid *uint64) (int, int) {
 		g = int(*gid)
 	}
 	return u, g
+}
+
+// fileSecrets are the secrets of the step's SecretFile mounts.
+func (st PlannedStep) fileSecrets() []Secret {
+	var out []Secret
+	for _, m := range st.secretMounts {
+		if m.secret != nil {
+			out = append(out, *m.secret)
+		}
+	}
+	return out
 }

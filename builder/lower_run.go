@@ -89,6 +89,11 @@ func (pe *planEnv) lowerExecRun(s *stepDef, spec *layers.Spec, ps *PlannedStep) 
 // mounts (cache, tmpfs, bind, secret), network and environment that is not
 // keyed.
 func (pe *planEnv) lowerRunExtras(s *stepDef, spec *layers.Spec, ps *PlannedStep) error {
+	for _, m := range s.opts.secretFiles {
+		spec.Secrets = append(spec.Secrets, "file:"+m.secret.name+"/"+m.id+"@"+m.target)
+		ps.secretMounts = append(ps.secretMounts, m)
+	}
+	sort.Strings(spec.Secrets)
 	if len(s.mounts) == 0 && !s.noNetwork && len(s.unkeyedEnv) == 0 {
 		return nil
 	}

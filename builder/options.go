@@ -17,12 +17,13 @@ import (
 )
 
 type stepOptions struct {
-	mounts  []runMount // CacheMount
-	force   bool
-	env     map[string]string
-	secrets []Secret
-	gpu     gpu.Request
-	err     error
+	mounts      []runMount // CacheMount
+	force       bool
+	env         map[string]string
+	secrets     []Secret
+	secretFiles []runMount // SecretFile: type secret, with its Secret
+	gpu         gpu.Request
+	err         error
 }
 
 // StepOption changes any step. ForceBuild is one.
@@ -111,6 +112,28 @@ func WithSecrets(secrets ...Secret) RunOption {
 			}
 		}
 		o.secrets = append(o.secrets, secrets...)
+	})
+}
+
+// SecretFile mounts the value of key in secret as the file target while
+// this step runs only: a private file outside the image (mode 0400),
+// mounted read-only, and no environment variable. The secret's name, the
+// key and the target enter the cache key; the value never enters a key, a
+// layer, the image config or a log line (output holding it is redacted).
+// A key the secret does not hold fails the step before it runs. For
+// Dockerfiles, RUN --mount=type=secret,id=KEY,target=PATH does the same.
+func SecretFile(secret Secret, key, target string) RunOption {
+	return runOption(func(o *stepOptions) {
+		switch {
+		case secret.err != nil:
+			o.err = secret.err
+		case key == "":
+			o.err = errors.New("SecretFile: no key given")
+		case !path.IsAbs(target) || path.Clean(target) == "/":
+			o.err = fmt.Errorf("SecretFile(%s, %s): the target %q must be an absolute file path", secret.name, key, target)
+		}
+		sec := secret
+		o.secretFiles = append(o.secretFiles, runMount{typ: "secret", id: key, target: path.Clean(target), required: true, secret: &sec})
 	})
 }
 
