@@ -53,6 +53,8 @@ func (f runOption) applyDockerfile(o *dfOptions) {
 		o.err = errors.New("WithEnv does not apply to a Dockerfile: use BuildArgs with ARG, or ENV")
 	case len(probe.secretFiles) > 0:
 		o.err = errors.New("SecretFile does not apply to a Dockerfile: use RUN --mount=type=secret,id=KEY,target=PATH with WithSecrets")
+	case len(probe.mounts) > 0 && probe.mounts[0].typ == "volume":
+		o.err = errors.New("Volumes does not apply to a Dockerfile: use RUN --mount=type=cache,id=NAME,target=DIR")
 	case len(probe.mounts) > 0:
 		name := "CacheMount"
 		if probe.mounts[0].sharing == "locked" {

@@ -280,3 +280,12 @@ func ExampleSecretFile() {
 		builder.SecretFile(creds, "NPM_TOKEN", "/run/secrets/npmrc"))
 	_ = img
 }
+
+// Volumes keeps a named directory between builds (Modal's volumes=), for
+// what a step downloads but the image should not hold.
+func ExampleVolumes() {
+	img := builder.DebianSlim("3.12").PipInstall([]string{"huggingface_hub"}).
+		RunCommands([]string{"huggingface-cli download gpt2 --cache-dir /models"},
+			builder.Volumes(map[string]string{"/models": "hf-cache"}))
+	_ = img
+}

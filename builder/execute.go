@@ -325,6 +325,11 @@ func materialize(ctx context.Context, st PlannedStep) error {
 			return err
 		}
 	}
+	for _, v := range st.volumes {
+		if err := os.MkdirAll(v, 0o755); err != nil {
+			return fmt.Errorf("volume %s: %w", filepath.Base(v), err)
+		}
+	}
 	for _, in := range st.inlines {
 		file := filepath.Join(in.dir, in.name)
 		if _, err := os.Stat(file); err == nil {

@@ -126,6 +126,11 @@ func (pe *planEnv) lowerRunExtras(s *stepDef, spec *layers.Spec, ps *PlannedStep
 			}
 		case "tmpfs":
 			ps.run.Mounts = append(ps.run.Mounts, runners.Mount{Tmpfs: true, Dest: m.target})
+		case "volume":
+			desc += ",name=" + m.id
+			dir := filepath.Join(pe.mountRoot, "volumes", m.id)
+			ps.run.Mounts = append(ps.run.Mounts, runners.Mount{Src: dir, Dest: m.target, Writable: true})
+			ps.volumes = append(ps.volumes, dir)
 		case "bind":
 			if m.from != nil {
 				sub, err := pe.plan(context.Background(), *m.from)

@@ -306,6 +306,43 @@ func CacheMount(target string) RunOption { return cacheMount(target, "shared") }
 // with a concurrent build (apt): steps that use it wait for each other.
 func LockedCacheMount(target string) RunOption { return cacheMount(target, "locked") }
 
+// Volumes mounts named, persistent read-write directories while the step
+// runs, as Modal's volumes= does: each key is the target path, each value
+// the volume's name ([A-Za-z0-9_.-], not starting with a dot). A volume
+// lives under WithCacheMountDir (volumes/NAME), is shared by every step
+// and build that names it, and is never committed to a layer; its name
+// and target enter the key, its content does not (a step that reads a
+// volume is not rebuilt when the volume changes: ForceBuild it). Unlike a
+// cache mount it is not saved by CacheMountsTo.
+func Volumes(volumes map[string]string) RunOption {
+	return runOption(func(o *stepOptions) {
+		for _, target := range slices.Sorted(maps.Keys(volumes)) {
+			name := volumes[target]
+			switch {
+			case !path.IsAbs(target) || path.Clean(target) == "/":
+				o.err = fmt.Errorf("Volumes: target %q must be an absolute path other than /", target)
+				return
+			case !validVolumeName(name):
+				o.err = fmt.Errorf("Volumes: bad volume name %q for %s (use letters, digits, '_', '.', '-', not starting with '.')", name, target)
+				return
+			}
+			o.mounts = append(o.mounts, runMount{typ: "volume", target: path.Clean(target), id: name})
+		}
+	})
+}
+
+func validVolumeName(n string) bool {
+	if n == "" || n[0] == '.' || len(n) > 128 {
+		return false
+	}
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 func cacheMount(target, sharing string) RunOption {
 	return runOption(func(o *stepOptions) {
 		if !path.IsAbs(target) {

@@ -206,13 +206,16 @@ type hostInput struct {
 const inputDir = "/.strata/in"
 
 func (i Image) pkgStep(method string, cmds []string, o pkgOptions, inputs []hostInput, resolve func() ([]string, error), err error) Image {
-	if len(o.mounts) > 0 {
-		cmds = useCacheMount(cmds, o.mounts[0].target)
+	// The package manager keeps its downloads in the first cache mount
+	// (not in a volume).
+	if k := slices.IndexFunc(o.mounts, func(m runMount) bool { return m.typ == "cache" }); k >= 0 {
+		target := o.mounts[k].target
+		cmds = useCacheMount(cmds, target)
 		if resolve != nil {
 			r := resolve
 			resolve = func() ([]string, error) {
 				c, err := r()
-				return useCacheMount(c, o.mounts[0].target), err
+				return useCacheMount(c, target), err
 			}
 		}
 	}

@@ -59,6 +59,8 @@ type PlannedStep struct {
 	// secretMounts are RUN --mount=type=secret files, written when the
 	// step runs.
 	secretMounts []runMount
+	// volumes are the host directories of Volumes, made when the step runs
+	volumes []string
 	// unkeyedEnv reaches the step's commands without entering its key.
 	unkeyedEnv []string
 	// trees are the files of the step's local inputs, kept with its cache
