@@ -289,3 +289,14 @@ func ExampleVolumes() {
 			builder.Volumes(map[string]string{"/models": "hf-cache"}))
 	_ = img
 }
+
+// IgnoreFunc filters a directory with code instead of patterns (Modal's
+// callable ignore=).
+func ExampleIgnoreFunc() {
+	big := func(p string) bool {
+		st, err := os.Stat(filepath.Join("./data", p))
+		return err == nil && !st.IsDir() && st.Size() > 100<<20
+	}
+	img := builder.DebianSlim("3.12").AddLocalDir("./data", "/data", builder.Copy(), builder.IgnoreFunc(big))
+	_ = img
+}

@@ -42,9 +42,11 @@ type stepDef struct {
 	src    string
 	copy   bool
 	ignore []string
-	dir    bool
-	shell  []string // RunCommands: the shell in force when it was added
-	opts   stepOptions
+	// ignoreFunc is IgnoreFunc (AddLocalDir)
+	ignoreFunc func(string) bool
+	dir        bool
+	shell      []string // RunCommands: the shell in force when it was added
+	opts       stepOptions
 	// host files mounted for a run step, keyed by content
 	inputs []hostInput
 	// resolve, when set, computes a run step's commands when the build
@@ -283,8 +285,11 @@ func (i Image) addLocal(method, local, remote string, dir bool, opts []AddOption
 	s.opts = ao.stepOptions
 	s.copy = ao.copy
 	s.ignore = mount.NormalizePatterns(ao.ignore)
+	s.ignoreFunc = ao.ignoreFunc
 	var err error
 	switch {
+	case ao.ignoreFunc != nil && !dir:
+		err = fmt.Errorf("IgnoreFunc does not apply to %s: it filters a directory (AddLocalDir)", method)
 	case ao.pythonPath != nil && method != "AddLocalPythonSource":
 		err = fmt.Errorf("PythonPath does not apply to %s: it is where AddLocalPythonSource looks for modules", method)
 	case local == "":

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -281,7 +282,15 @@ func lowerAddLocal(s *stepDef, spec *layers.Spec, ps *PlannedStep) error {
 	if !s.dir && st.IsDir() {
 		return fmt.Errorf("local path %s is a directory (use AddLocalDir)", s.src)
 	}
-	tree, err := mount.Walk(src, s.ignore)
+	excludes := s.ignore
+	if s.ignoreFunc != nil {
+		extra, err := funcExcludes(src, s.ignore, s.ignoreFunc)
+		if err != nil {
+			return fmt.Errorf("IgnoreFunc on %s: %w", s.src, err)
+		}
+		excludes = append(slices.Clone(s.ignore), extra...)
+	}
+	tree, err := mount.Walk(src, excludes)
 	if err != nil {
 		return err
 	}
@@ -294,7 +303,72 @@ func lowerAddLocal(s *stepDef, spec *layers.Spec, ps *PlannedStep) error {
 	spec.Inputs = []layers.Input{{Name: "src", Digest: tree.Digest}}
 	ps.trees = []layers.Tree{treeOf("src", tree)}
 	spec.Options = map[string]string{"source": kind}
-	ps.run.Copies = []runners.Copy{{Src: src, Dest: s.args[0], Excludes: s.ignore}}
+	ps.run.Copies = []runners.Copy{{Src: src, Dest: s.args[0], Excludes: excludes}}
 	ps.Description = s.src + " -> " + s.args[0]
 	return nil
+}
+
+// funcExcludes walks root and returns an exact pattern for each path that
+// ignore excludes (after the patterns), not descending into excluded
+// directories.
+func funcExcludes(root string, patterns []string, ignore func(string) bool) ([]string, error) {
+	m, err := mount.NewMatcher(patterns)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		skip := func() error {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if ign, _ := m.Ignored(rel); ign {
+			return skip()
+		}
+		if !ignore(rel) {
+			return nil
+		}
+		pat, err := exactPattern(rel)
+		if err != nil {
+			return err
+		}
+		out = append(out, pat)
+		return skip()
+	})
+	return out, err
+}
+
+// exactPattern is an ignore pattern that matches rel and nothing else:
+// its glob characters escaped. A name that patterns cannot express (a
+// leading "!", surrounding spaces, a newline) is an error.
+func exactPattern(rel string) (string, error) {
+	if strings.HasPrefix(rel, "!") || strings.ContainsAny(rel, "\n\r") {
+		return "", fmt.Errorf("cannot exclude %q: ignore patterns cannot name it", rel)
+	}
+	for _, part := range strings.Split(rel, "/") {
+		if strings.TrimSpace(part) != part {
+			return "", fmt.Errorf("cannot exclude %q: ignore patterns cannot name it (surrounding spaces)", rel)
+		}
+	}
+	var b strings.Builder
+	for _, r := range rel {
+		if strings.ContainsRune(`*?[]\\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String(), nil
 }

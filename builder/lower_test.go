@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -455,5 +456,46 @@ func TestHistoryGolden(t *testing.T) {
 	}
 	if got := b.String(); got != string(want) {
 		t.Errorf("history changed; if on purpose, run with -update.\ngot:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestIgnoreFunc: AddLocalDir with IgnoreFunc is keyed by the files it
+// leaves in: the same key as a directory holding only those files; names
+// with glob characters are excluded exactly; the runner gets excludes that
+// name them.
+func TestIgnoreFunc(t *testing.T) {
+	files := map[string]string{"app.py": "print(1)\n", "app.pyc": "x", "a[1]*.txt": "glob", "a1x.txt": "kept",
+		"cache/big.bin": "zzz", "sub/keep.py": "k\n", "sub/drop.pyc": "y"}
+	dir := tempTree(t, files)
+	drop := func(p string) bool {
+		return strings.HasSuffix(p, ".pyc") || p == "cache" || p == "a[1]*.txt"
+	}
+	kept := tempTree(t, map[string]string{"app.py": "print(1)\n", "a1x.txt": "kept", "sub/keep.py": "k\n"})
+	base := FromArchive(emptyRootfs(t))
+	withFunc := planFor(t, base.AddLocalDir(dir, "/app", Copy(), IgnoreFunc(drop)), nil, false, false)
+	plain := planFor(t, base.AddLocalDir(kept, "/app", Copy()), nil, false, false)
+	if a, b := withFunc.Steps[1].Key, plain.Steps[1].Key; a != b {
+		t.Errorf("IgnoreFunc key %s, the same files alone %s", a, b)
+	}
+	var names []string
+	for _, f := range withFunc.Steps[1].trees[0].Files {
+		names = append(names, f.Path)
+	}
+	for _, bad := range []string{"app.pyc", "a[1]*.txt", "cache", "cache/big.bin", "sub/drop.pyc"} {
+		if slices.Contains(names, bad) {
+			t.Errorf("%s is keyed: %q", bad, names)
+		}
+	}
+	if !slices.Contains(names, "a1x.txt") {
+		t.Errorf("a1x.txt (which the glob a[1]*.txt would match) was dropped: %q", names)
+	}
+	ex := withFunc.Steps[1].run.Copies[0].Excludes
+	for _, want := range []string{`a\[1\]\*.txt`, "cache", "app.pyc", "sub/drop.pyc"} {
+		if !slices.Contains(ex, want) {
+			t.Errorf("runner excludes %q lack %q", ex, want)
+		}
+	}
+	if err := base.AddLocalFile(filepath.Join(dir, "app.py"), "/app.py", IgnoreFunc(drop)).Err(); err == nil || !strings.Contains(err.Error(), "IgnoreFunc does not apply to AddLocalFile") {
+		t.Errorf("IgnoreFunc on a file: %v", err)
 	}
 }

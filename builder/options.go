@@ -55,6 +55,7 @@ type addOptions struct {
 	stepOptions
 	copy       bool
 	ignore     []string
+	ignoreFunc func(string) bool
 	pythonPath []string
 }
 
@@ -166,6 +167,16 @@ func Copy() AddOption { return addOption(func(o *addOptions) { o.copy = true }) 
 // "/" is the directory's root). Default: nothing is excluded.
 func Ignore(patterns ...string) IgnoreOption {
 	return addOption(func(o *addOptions) { o.ignore = append(o.ignore, patterns...) })
+}
+
+// IgnoreFunc excludes from AddLocalDir the files and directories for
+// which ignore returns true, as Modal's callable ignore= does. It is called
+// when the build starts with each path under the local directory,
+// relative and slash-separated ("src/app.pyc"), after the Ignore patterns;
+// a directory it excludes is not descended into. The step's key covers the
+// files it leaves in (their names, modes and contents), as for Ignore.
+func IgnoreFunc(ignore func(path string) bool) AddOption {
+	return addOption(func(o *addOptions) { o.ignoreFunc = ignore })
 }
 
 // Secret is a named set of environment variables whose values are kept out

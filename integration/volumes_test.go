@@ -45,3 +45,24 @@ func TestVolumes(t *testing.T) {
 		t.Errorf("another volume holds %q", got)
 	}
 }
+
+// TestIgnoreFuncCopies: what IgnoreFunc drops is not copied, names with
+// glob characters included, and what it keeps is.
+func TestIgnoreFuncCopies(t *testing.T) {
+	requireRootless(t)
+	s := openSession(t)
+	dir := t.TempDir()
+	for p, c := range map[string]string{"app.py": "1", "app.pyc": "2", "a[1]*.txt": "3", "a1x.txt": "4", "cache/big.bin": "5"} {
+		writeFile(t, filepath.Join(dir, p), c)
+	}
+	drop := func(p string) bool { return filepath.Ext(p) == ".pyc" || p == "cache" || p == "a[1]*.txt" }
+	res, err := s.Build(context.Background(), builder.FromArchive(busyboxTar(t)).AddLocalDir(dir, "/app", builder.Copy(), builder.IgnoreFunc(drop)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{"app/app.py": true, "app/a1x.txt": true, "app/app.pyc": false, "app/a[1]*.txt": false, "app/cache": false, "app/cache/big.bin": false} {
+		if got := hasFile(t, s, res.ImageID, p); got != want {
+			t.Errorf("%s in the image: %v, want %v", p, got, want)
+		}
+	}
+}
