@@ -300,3 +300,16 @@ func ExampleIgnoreFunc() {
 	img := builder.DebianSlim("3.12").AddLocalDir("./data", "/data", builder.Copy(), builder.IgnoreFunc(big))
 	_ = img
 }
+
+// PullPolicy("never") builds offline from the bases the store holds (by
+// their tag, as podman pull names them).
+func ExamplePullPolicy() {
+	s, err := builder.Open(context.Background(), builder.PullPolicy("never"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.Close()
+	_, err = s.Build(context.Background(), builder.FromRegistry("debian:bookworm-slim").RunCommands([]string{"true"}))
+	fmt.Println(err)
+}

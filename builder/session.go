@@ -58,6 +58,9 @@ func Open(ctx context.Context, opts ...Option) (*Session, error) {
 	for _, o := range opts {
 		o.applySession(&so)
 	}
+	if so.err != nil {
+		return nil, so.err
+	}
 	rt, err := runners.Open(so.cfg)
 	if err != nil {
 		return nil, err
@@ -84,7 +87,7 @@ func Open(ctx context.Context, opts ...Option) (*Session, error) {
 		force:     force,
 		rt:        rt,
 		cache:     c,
-		resolver:  &runners.Resolver{Store: rt.Store(), SystemContext: rt.SystemContext()},
+		resolver:  &runners.Resolver{Store: rt.Store(), SystemContext: rt.SystemContext(), PullPolicy: so.cfg.PullPolicy},
 		sde:       sde,
 		mountRoot: so.mountRoot,
 		cleanup:   so.cleanup,

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/stratabuild/strata/gpu"
@@ -18,11 +19,29 @@ type sessionOptions struct {
 	mountRoot string
 	cleanup   bool
 	force     bool
+	err       error
 }
 
 type sessionOption func(*sessionOptions)
 
 func (f sessionOption) applySession(o *sessionOptions) { f(o) }
+
+// PullPolicy says when a registry base's tag is looked up at the registry
+// (podman build --pull): "always" (the default: at every build, pulling
+// only layers the store lacks), "missing" (only when the store holds no
+// image of that name; strata names each base it pulls, as podman pull
+// does), or "never" (the store's image of that name, else an error; a
+// build that needs no registry works offline).
+func PullPolicy(policy string) Option {
+	return sessionOption(func(o *sessionOptions) {
+		switch policy {
+		case "always", "missing", "never":
+			o.cfg.PullPolicy = policy
+		default:
+			o.err = fmt.Errorf("PullPolicy(%q): use always, missing or never", policy)
+		}
+	})
+}
 
 // WithStore puts the image store at graphRoot, with run-time state in
 // runRoot. Default: the user's containers/storage defaults

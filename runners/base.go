@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	godigest "github.com/opencontainers/go-digest"
 	"go.podman.io/buildah"
 	"go.podman.io/buildah/define"
 	"go.podman.io/image/v5/docker"
@@ -74,6 +75,11 @@ type Resolver struct {
 	Store storage.Store
 	// SystemContext is used for registry lookups; may be nil.
 	SystemContext *types.SystemContext
+	// PullPolicy says when a registry base's tag is resolved at the
+	// registry: "" or "always" (at every build), "missing" (only when the
+	// store holds no image of that name), "never" (the store's image of
+	// that name, or an error).
+	PullPolicy string
 
 	mu   sync.Mutex
 	memo map[string]string
@@ -158,6 +164,16 @@ func (r *Resolver) registryDigest(ctx context.Context, b Base) (string, error) {
 	}
 	if c, ok := named.(reference.Canonical); ok {
 		return c.Digest().String(), nil
+	}
+	if r.PullPolicy == "missing" || r.PullPolicy == "never" {
+		if r.Store != nil {
+			if img, err := r.Store.Image(named.String()); err == nil && img.Digest != "" {
+				return img.Digest.String(), nil
+			}
+		}
+		if r.PullPolicy == "never" {
+			return "", fmt.Errorf("%s is not in the store and the pull policy is never: pull it once (a build without --pull=never), or give the base by digest, archive or OCI layout", named)
+		}
 	}
 	iref, err := docker.NewReference(named)
 	if err != nil {
@@ -256,7 +272,23 @@ func (r *Runtime) ImportBase(ctx context.Context, b Base, digest string, report 
 		if b, err = b.withAuth(ctx); err != nil {
 			return "", err
 		}
-		name = "docker://" + reference.TrimNamed(named).String() + "@" + digest
+		// An image of that manifest is already here (pulled before, by
+		// this tag or another): no pull at all.
+		if d, err := godigest.Parse(digest); err == nil {
+			if imgs, err := r.store.ImagesByDigest(d); err == nil && len(imgs) > 0 {
+				r.nameBase(imgs[0].ID, named)
+				return imgs[0].ID, nil
+			}
+		}
+		if r.pullNever {
+			return "", fmt.Errorf("%s@%s is not in the store and the pull policy is never", reference.TrimNamed(named), digest)
+		}
+		id, err := r.pull(ctx, "docker://"+reference.TrimNamed(named).String()+"@"+digest, b.Auth, report)
+		if err != nil {
+			return "", err
+		}
+		r.nameBase(id, named)
+		return id, nil
 	case BaseOCILayout:
 		name = "oci:" + b.Ref
 	case BaseArchive:
@@ -271,6 +303,16 @@ func (r *Runtime) ImportBase(ctx context.Context, b Base, digest string, report 
 		return "", fmt.Errorf("unknown base kind %q", b.Kind)
 	}
 	return r.pull(ctx, name, b.Auth, report)
+}
+
+// nameBase gives a pulled registry base its tag's name in the store, as
+// podman pull does (so podman lists it, and a later build with the pull
+// policy missing or never finds it); digest references get no name.
+func (r *Runtime) nameBase(id string, named reference.Named) {
+	if _, ok := named.(reference.Canonical); ok {
+		return
+	}
+	_ = r.store.AddNames(id, []string{named.String()})
 }
 
 // pull copies the image name (with its transport) into the store.

@@ -37,6 +37,9 @@ type Config struct {
 	CertDir string
 	// GPU configures steps that ask for GPUs.
 	GPU GPUConfig
+	// PullPolicy is the registry bases' pull policy (Resolver.PullPolicy):
+	// with "never", a base is never pulled.
+	PullPolicy string
 }
 
 // Runtime holds an open store and everything a step needs to run. It is safe
@@ -52,6 +55,7 @@ type Runtime struct {
 	runRoot    string
 	gpuCfg     GPUConfig
 	gpu        gpuState
+	pullNever  bool
 	reaped     Reaped
 	guard      *guard
 
@@ -139,6 +143,7 @@ func open(cfg Config, asGuard bool) (*Runtime, error) {
 		ulimits:    ulimits,
 		runRoot:    opts.RunRoot,
 		gpuCfg:     cfg.GPU,
+		pullNever:  cfg.PullPolicy == "never",
 	}
 	if err := r.lockProcess(); err != nil {
 		store.Shutdown(false)

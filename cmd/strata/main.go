@@ -335,7 +335,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	fs.StringArrayVar(&annotations, "annotation", nil, "set an annotation on the image's manifest: K=V or manifest:K=V (repeatable)")
 	fs.StringVar(&format, "format", "oci", "image format: oci, or docker (keeps HEALTHCHECK, SHELL and ONBUILD; Docker manifests for pushes and docker-archive outputs)")
 	fs.StringVar(&network, "network", "default", "network of the RUN instructions that do not say: default (the host's), host or none")
-	fs.StringVar(&pull, "pull", "missing", "base images: missing or always (--pull alone): a tag is resolved to its digest at each build and only missing layers are pulled")
+	fs.StringVar(&pull, "pull", "always", "registry bases: always (--pull alone; a tag is resolved at every build, only missing layers are pulled), missing (only when the store has no image of that name) or never (the store's only)")
 	fs.Lookup("pull").NoOptDefVal = "always"
 	fs.BoolVar(&noCache, "no-cache", false, "run every step even when its cache entry exists (as --force-build)")
 	fs.BoolVar(&forceBuild, "force-build", false, "run every step even when its cache entry exists")
@@ -364,11 +364,13 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		return usagef("build takes one CONTEXT, got %q", pos)
 	}
 	switch pull {
-	case "missing", "always", "true", "false":
-	case "never":
-		return usagef("--pull=never is not offered: strata resolves a base's tag to its digest at each build (give the base by digest, or as an archive or OCI layout, to build offline)")
+	case "true":
+		pull = "always"
+	case "false":
+		pull = "missing"
+	case "always", "missing", "never":
 	default:
-		return usagef("--pull=%s: use missing or always", pull)
+		return usagef("--pull=%s: use always, missing or never", pull)
 	}
 	switch network {
 	case "default", "host", "none":
@@ -529,7 +531,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	}
 
 	// Session and build options.
-	var sopts []builder.Option
+	sopts := []builder.Option{builder.PullPolicy(pull)}
 	if insecure {
 		sopts = append(sopts, builder.WithInsecureRegistries())
 	}

@@ -60,7 +60,6 @@ func TestUsageErrors(t *testing.T) {
 		{"build", "--spec", "../../spec/testdata/cases/full.yaml", "--gpu", "any"},
 		{"build", "--output", "tar:/x", "-f", "../../spec/testdata/cases/Dockerfile", "."},
 		{"build", "a", "b"},
-		{"build", "--pull=never", "."},
 		{"build", "--pull=sometimes", "."},
 		{"build", "--network=bridge", "."},
 		{"build", "--secret", "src=/x", "."},
