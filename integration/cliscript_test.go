@@ -111,7 +111,7 @@ func TestCLIPodmanScript(t *testing.T) {
 		r := runCLI(t, bin, "build", "-build-context", "busybox=archive:"+busybox, "-store", graph, "-runroot", run,
 			"-tag", "meta:1", "--metadata-file", meta, "--progress=plain",
 			"--annotation", "org.opencontainers.image.source=https://example.com/app", "--annotation", "manifest:org.example.note=two words",
-			"--output", "oci:"+filepath.Join(work, "layout")+":meta", work)
+			"--output", "oci:"+filepath.Join(work, "layout")+":meta", "--secret", "id=npmrc,src="+filepath.Join(work, "npmrc.txt"), work)
 		if r.code != 0 {
 			t.Fatalf("build %d exited %d\n%s", i, r.code, r.stderr)
 		}
@@ -121,6 +121,9 @@ func TestCLIPodmanScript(t *testing.T) {
 		}
 		if err := json.Unmarshal(b, &md); err != nil {
 			t.Fatalf("%v\n%s", err, b)
+		}
+		if holdsSecret(string(b), secret) || holdsSecret(r.stderr, secret) {
+			t.Errorf("build %d: the metadata file or the progress holds the secret", i)
 		}
 		if md.ConfigDigest != "sha256:"+strings.TrimSpace(r.stdout) || !strings.HasPrefix(md.Digest, "sha256:") || md.Name != "localhost/meta:1" {
 			t.Errorf("build %d: metadata %s", i, b)
