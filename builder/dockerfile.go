@@ -317,13 +317,16 @@ func (pe *planEnv) expand(ctx context.Context, img Image) (Image, error) {
 
 // dfTranslator turns one parsed Dockerfile into images.
 type dfTranslator struct {
-	pe      *planEnv
-	ctx     context.Context
-	d       *dfDef
-	ctxDir  string
-	ignore  []string
-	stages  map[*dockerfile.Stage]Image
-	secrets []Secret
+	pe     *planEnv
+	ctx    context.Context
+	d      *dfDef
+	ctxDir string
+	ignore []string
+	// ignoreFrom names where ignore came from, for errors: the ignore
+	// file read, or "the Ignore patterns"
+	ignoreFrom string
+	stages     map[*dockerfile.Stage]Image
+	secrets    []Secret
 }
 
 func (pe *planEnv) newTranslator(ctx context.Context, d *dfDef) (*dfTranslator, error) {
@@ -340,8 +343,8 @@ func (pe *planEnv) newTranslator(ctx context.Context, d *dfDef) (*dfTranslator, 
 	}
 	t := &dfTranslator{pe: pe, ctx: ctx, d: d, ctxDir: ctxDir, stages: map[*dockerfile.Stage]Image{}}
 	if d.opts.ignoreSet {
-		t.ignore = mount.NormalizePatterns(d.opts.ignore)
-	} else if t.ignore, err = readDockerignore(d.name, ctxDir, d.method == "FromDockerfile"); err != nil {
+		t.ignore, t.ignoreFrom = mount.NormalizePatterns(d.opts.ignore), "the Ignore patterns"
+	} else if t.ignore, t.ignoreFrom, err = readDockerignore(d.name, ctxDir, d.method == "FromDockerfile"); err != nil {
 		return nil, err
 	}
 	if _, err := mount.NewMatcher(t.ignore); err != nil {
@@ -352,8 +355,9 @@ func (pe *planEnv) newTranslator(ctx context.Context, d *dfDef) (*dfTranslator, 
 
 // readDockerignore reads the first ignore file of: <Dockerfile>.dockerignore
 // (BuildKit's), <Dockerfile>.containerignore, <context>/.containerignore
-// (Buildah's and Podman's name, which they prefer), <context>/.dockerignore.
-func readDockerignore(dfPath, ctxDir string, beside bool) ([]string, error) {
+// (Buildah's and Podman's name, which they prefer), <context>/.dockerignore,
+// and returns its patterns and its name.
+func readDockerignore(dfPath, ctxDir string, beside bool) ([]string, string, error) {
 	var cands []string
 	if beside {
 		cands = append(cands, dfPath+".dockerignore", dfPath+".containerignore")
@@ -365,16 +369,16 @@ func readDockerignore(dfPath, ctxDir string, beside bool) ([]string, error) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		defer f.Close()
 		pats, err := ignorefile.ReadAll(f)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", c, err)
+			return nil, "", fmt.Errorf("%s: %w", c, err)
 		}
-		return mount.NormalizePatterns(pats), nil
+		return mount.NormalizePatterns(pats), c, nil
 	}
-	return nil, nil
+	return nil, "", nil
 }
 
 func (t *dfTranslator) options() dockerfile.Options {

@@ -156,7 +156,7 @@ func (t *dfTranslator) runMount(op dockerfile.Op, m dockerfile.Mount) (runMount,
 		if m.Type == "bind" {
 			rm.source = filepathClean(m.Source)
 			rm.ctxDir = t.ctxDir
-			rm.ignore = t.ignore
+			rm.ignore, rm.ignoreFrom = t.ignore, t.ignoreFrom
 		}
 		return rm, nil
 	}
@@ -212,7 +212,7 @@ func (t *dfTranslator) opCopy(s *stepDef, op dockerfile.Op) error {
 		cd.from, cd.fromDesc = &from, c.FromImage
 	default:
 		cd.ctxDir = t.ctxDir
-		cd.ignore = t.ignore
+		cd.ignore, cd.ignoreFrom = t.ignore, t.ignoreFrom
 		cd.contextFiles = t.d.opts.contextFiles
 	}
 	s.copyDef = cd
@@ -232,8 +232,9 @@ type runMount struct {
 	mode                             *uint64
 	uid, gid                         *uint64
 	// bind mounts from the context
-	ctxDir string
-	ignore []string
+	ctxDir     string
+	ignore     []string
+	ignoreFrom string // the ignore file's name, for errors
 	// bind mounts from another image
 	from *Image
 	// ssh mounts: the agent's socket (SSH), "" when none was given
@@ -255,6 +256,7 @@ type copyDef struct {
 	// the build context (when from is nil)
 	ctxDir       string
 	ignore       []string
+	ignoreFrom   string // the ignore file's name, for errors
 	contextFiles map[string]string
 	// another image
 	from     *Image

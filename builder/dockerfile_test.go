@@ -188,14 +188,27 @@ func TestIgnoreFileOrder(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got, err := readDockerignore(filepath.Join(dir, "Dockerfile"), dir, true)
+			got, from, err := readDockerignore(filepath.Join(dir, "Dockerfile"), dir, true)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if strings.Join(got, ",") != c.want {
 				t.Errorf("patterns %q, want [%s]", got, c.want)
 			}
+			if c.want != "" && filepath.Base(from) != c.want {
+				t.Errorf("read from %s, want %s", from, c.want)
+			}
 		})
+	}
+}
+
+// TestIgnoredSourceNamesItsFile: COPY of a file the ignore file excludes
+// fails naming that file (Dockerfile.dockerignore here, not .dockerignore).
+func TestIgnoredSourceNamesItsFile(t *testing.T) {
+	dir := tempTree(t, map[string]string{"secret.env": "x", "Dockerfile": "FROM scratch\nCOPY secret.env /\n", "Dockerfile.dockerignore": "*.env\n"})
+	_, err := FromDockerfile(filepath.Join(dir, "Dockerfile")).Plan(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "secret.env is excluded by "+filepath.Join(dir, "Dockerfile.dockerignore")) {
+		t.Errorf("error %v", err)
 	}
 }
 

@@ -276,7 +276,7 @@ func secretMounts(st PlannedStep, rs *runners.Step) (func(), error) {
 			}
 			if m.required {
 				cleanup()
-				return nil, fmt.Errorf("%s: secret %q is required but not given: pass a secret holding the key %s with WithSecrets", st.Name(), m.id, m.id)
+				return nil, fmt.Errorf("%s: secret %q is required but not given: give it with --secret id=%s[,src=FILE|,env=VAR] (strata build), or builder.WithSecrets with a secret holding the key %s", st.Name(), m.id, m.id, m.id)
 			}
 			continue
 		}

@@ -27,8 +27,8 @@ func relOrDot(p string) string {
 }
 
 // contextPath checks that rel names something inside the context that the
-// ignore patterns keep (unless glob), and returns its host path.
-func contextPath(ctxDir, rel string, ignore []string, allowMissing bool) (string, error) {
+// ignore patterns (read from ignoreFrom) keep, and returns its host path.
+func contextPath(ctxDir, rel string, ignore []string, ignoreFrom string, allowMissing bool) (string, error) {
 	rel = relOrDot(rel)
 	p := filepath.Join(ctxDir, filepath.FromSlash(rel))
 	realCtx, err := filepath.EvalSymlinks(ctxDir)
@@ -54,7 +54,10 @@ func contextPath(ctxDir, rel string, ignore []string, allowMissing bool) (string
 			return "", err
 		}
 		if ign, _ := m.Ignored(rel); ign {
-			return "", fmt.Errorf("%s is excluded by the ignore patterns (.dockerignore)", rel)
+			if ignoreFrom == "" {
+				ignoreFrom = "the ignore patterns"
+			}
+			return "", fmt.Errorf("%s is excluded by %s", rel, ignoreFrom)
 		}
 	}
 	return p, nil
@@ -223,7 +226,7 @@ func lowerContextSource(c *copyDef, src string, excludes []string, spec *layers.
 		}
 	}
 	for _, rel := range matches {
-		if _, err := contextPath(c.ctxDir, rel, c.ignore, false); err != nil {
+		if _, err := contextPath(c.ctxDir, rel, c.ignore, c.ignoreFrom, false); err != nil {
 			return nil, err
 		}
 		tree, err := mount.WalkIn(c.ctxDir, relOrDot(rel), append(slices.Clone(c.ignore), under(rel, excludes)...))

@@ -150,7 +150,7 @@ func (pe *planEnv) lowerRunExtras(s *stepDef, spec *layers.Spec, ps *PlannedStep
 			if !m.readOnly {
 				return errors.New("RUN --mount=type=bind,rw: writable bind mounts are not offered (writes would reach the build context); copy the files instead")
 			}
-			src, err := contextPath(m.ctxDir, m.source, m.ignore, false)
+			src, err := contextPath(m.ctxDir, m.source, m.ignore, m.ignoreFrom, false)
 			if err != nil {
 				return fmt.Errorf("RUN --mount=type=bind,source=%s: %w", m.source, err)
 			}
