@@ -106,6 +106,9 @@ type dfParser struct {
 	usedArgs map[string]bool
 	notes    []string
 	platform map[string]string
+	// platformErr: the stages whose FROM --platform strata cannot build,
+	// refused when the target needs them
+	platformErr map[*Stage]error
 }
 
 func newParser(data []byte, opts Options) (*dfParser, error) {
@@ -236,7 +239,11 @@ func (p *dfParser) file() (*File, error) {
 				return nil, err
 			}
 			if plat != p.platformArgs()["TARGETPLATFORM"] && plat != p.platformArgs()["BUILDPLATFORM"] {
-				return nil, p.errAt(is.Location, "--platform", "FROM --platform=%s: strata builds for this host's platform (%s) only: %w", plat, p.platformArgs()["TARGETPLATFORM"], ErrUnsupported)
+				// An error only if the target needs the stage (translate).
+				if p.platformErr == nil {
+					p.platformErr = map[*Stage]error{}
+				}
+				p.platformErr[st] = p.errAt(is.Location, "--platform", "FROM --platform=%s: strata builds for this host's platform (%s) only: %w", plat, p.platformArgs()["TARGETPLATFORM"], ErrUnsupported)
 			}
 		}
 		lb := strings.ToLower(base)

@@ -94,6 +94,9 @@ func (r *Resolver) BaseConfig(ctx context.Context, b Base) (*ImageConfig, error)
 		}
 		d, err := list.ChooseInstance(sc)
 		if err != nil {
+			if windowsOnly(list) {
+				return nil, fmt.Errorf("%s is a Windows image (every platform of it is windows): it cannot be built on Linux; use a Linux base", b.Ref)
+			}
 			return nil, fmt.Errorf("reading the config of %s: %w", b.Ref, err)
 		}
 		img, err = image.FromUnparsedImage(ctx, sc, image.UnparsedInstance(src, &d))
@@ -108,6 +111,9 @@ func (r *Resolver) BaseConfig(ctx context.Context, b Base) (*ImageConfig, error)
 	oc, err := img.OCIConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the config of %s: %w", b.Ref, err)
+	}
+	if oc.OS == "windows" {
+		return nil, fmt.Errorf("%s is a Windows image (os windows): it cannot be built on Linux; use a Linux base", b.Ref)
 	}
 	cfg := ImageConfig{ImageConfig: oc.Config}
 	// A Docker-format config's SHELL and ONBUILD triggers, which the OCI
@@ -146,4 +152,16 @@ func OnBuildOf(labels map[string]string) []string {
 		_ = json.Unmarshal([]byte(v), &t)
 	}
 	return t
+}
+
+// windowsOnly reports whether every instance of list is for Windows.
+func windowsOnly(list manifest.List) bool {
+	ds := list.Instances()
+	for _, d := range ds {
+		inst, err := list.Instance(d)
+		if err != nil || inst.ReadOnly.Platform == nil || inst.ReadOnly.Platform.OS != "windows" {
+			return false
+		}
+	}
+	return len(ds) > 0
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/stratabuild/strata/builder"
+	"github.com/stratabuild/strata/dockerfile"
 	"github.com/stratabuild/strata/spec"
 )
 
@@ -127,16 +129,39 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &ee):
 		fmt.Fprintf(stderr, "strata: %v\n", err)
 		return exitEnv
-	case errors.Is(err, errReported):
-		return exitBuildFailed
+	case errors.As(err, new(reported)):
+		var rep reported
+		errors.As(err, &rep)
+		return rep.code
 	default:
 		fmt.Fprintf(stderr, "strata: %v\n", err)
 		return exitBuildFailed
 	}
 }
 
-// errReported is a build failure the progress renderer already printed.
-var errReported = errors.New("build failed")
+// reported is a build failure the progress renderer already printed, with
+// the exit status it gets (buildExitCode).
+type reported struct{ code int }
+
+func (r reported) Error() string { return "build failed" }
+
+// buildExitCode is the exit status of a failed build: 3 (environment) when
+// a registry or the network could not be reached, 2 (usage) when the
+// Dockerfile itself is refused (a stage, an instruction or a flag the
+// translation rejects, with its file:line), 1 for a build that failed (a
+// step, a missing context file).
+func buildExitCode(err error) int {
+	var op *net.OpError
+	var dns *net.DNSError
+	var de *dockerfile.Error
+	switch {
+	case errors.As(err, &op), errors.As(err, &dns):
+		return exitEnv
+	case errors.As(err, &de):
+		return exitUsage
+	}
+	return exitBuildFailed
+}
 
 // signalContext returns a context cancelled by the first SIGINT, SIGTERM
 // or SIGHUP (the builder then stops the running step and cleans up) and a
@@ -626,7 +651,8 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		}
 		ex, err := s.Explain(ctx, img, eopts...)
 		if err != nil {
-			return usageError{err}
+			fmt.Fprintf(stderr, "strata: %v\n", err)
+			return reported{buildExitCode(err)}
 		}
 		runs := 0
 		for _, e := range ex {
@@ -646,7 +672,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 			return ctx.Err()
 		}
 		r.fail(err)
-		return errReported
+		return reported{buildExitCode(err)}
 	}
 	if j, ok := r.(*jsonLines); ok {
 		j.write(jsonEvent{Kind: "result", ImageID: res.ImageID})

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stratabuild/strata/builder"
+	"github.com/stratabuild/strata/dockerfile"
 )
 
 func TestParseSize(t *testing.T) {
@@ -176,5 +180,25 @@ func TestDefaultDockerfile(t *testing.T) {
 	}
 	if got := defaultDockerfile(dir); got != filepath.Join(dir, "Containerfile") {
 		t.Errorf("with a Containerfile: %s", got)
+	}
+}
+
+// TestBuildExitCode: an unreachable registry is the environment (3), a
+// Dockerfile the translation refuses is usage (2), the rest a failed
+// build (1), however deeply wrapped.
+func TestBuildExitCode(t *testing.T) {
+	netErr := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	for _, c := range []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("step 0 (FromRegistry): resolving x: %w", netErr), exitEnv},
+		{fmt.Errorf("step 0: %w", &net.DNSError{Err: "no such host", Name: "registry.example"}), exitEnv},
+		{fmt.Errorf("step 0 (FromDockerfile): %w", &dockerfile.Error{Pos: dockerfile.Pos{File: "Dockerfile", Line: 2}, Err: dockerfile.ErrUnsupported}), exitUsage},
+		{fmt.Errorf("step 2 (COPY): Dockerfile:2:1: missing.txt: no such file or directory in the build context"), exitBuildFailed},
+	} {
+		if got := buildExitCode(c.err); got != c.want {
+			t.Errorf("%v: exit %d, want %d", c.err, got, c.want)
+		}
 	}
 }
