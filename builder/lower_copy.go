@@ -164,6 +164,11 @@ func copyKeyOptions(c *copyDef, excludes []string) map[string]string {
 	}
 	if c.extract {
 		opts["extract"] = "true"
+		if c.chown != "" {
+			// Since the extracted files get the owner too (as in
+			// BuildKit): entries made before kept the archive's.
+			opts["chown-archives"] = "contents"
+		}
 	}
 	if c.parents {
 		opts["parents"] = "true"

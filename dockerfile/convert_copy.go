@@ -47,10 +47,9 @@ func (p *dfParser) copyFrom(from string, cp *Copy, byName map[string]*Stage, cha
 // sources checks and cleans COPY/ADD sources and the destination.
 func (p *dfParser) sources(sd instructions.SourcesAndDest, cp *Copy, st *Stage, loc []parser.Range, add bool) error {
 	dest := sd.DestPath
-	if dest == "" {
-		return p.errAt(loc, "", "no destination")
-	}
-	dir := strings.HasSuffix(dest, "/") || dest == "." || strings.HasSuffix(dest, "/.")
+	// A destination that expands to nothing (COPY src $EMPTY) is the
+	// working directory, as in BuildKit.
+	dir := dest == "" || strings.HasSuffix(dest, "/") || dest == "." || strings.HasSuffix(dest, "/.")
 	if !path.IsAbs(dest) {
 		dest = path.Join(st.workdir, dest)
 	}

@@ -2,10 +2,13 @@ package integration
 
 import (
 	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stratabuild/strata/builder"
@@ -110,5 +113,65 @@ func TestDockerfileFidelity(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestADDChownArchive: ADD --chown of a local archive (plain or gzip)
+// gives the extracted files that owner, as BuildKit does (corpus 12
+// against BuildKit); without --chown they keep the archive's owners.
+func TestADDChownArchive(t *testing.T) {
+	requireRootless(t)
+	s := openSession(t)
+	dir := t.TempDir()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Name: "f/", Typeflag: tar.TypeDir, Mode: 0o755, Uid: 7, Gid: 7},
+		{Name: "f/one.txt", Typeflag: tar.TypeReg, Mode: 0o644, Size: 4, Uid: 7, Gid: 7, Uname: "seven"},
+		{Name: "f/link", Typeflag: tar.TypeSymlink, Linkname: "one.txt", Uid: 7, Gid: 7},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write([]byte("one\n"))
+		}
+	}
+	tw.Close()
+	writeFile(t, filepath.Join(dir, "files.tar"), buf.String())
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(buf.Bytes())
+	zw.Close()
+	writeFile(t, filepath.Join(dir, "files.tar.gz"), gz.String())
+	writeFile(t, filepath.Join(dir, "Dockerfile"), "FROM busybox\nADD files.tar /unpacked/\nADD --chown=2:2 files.tar /owned/\nADD --chown=2:2 files.tar.gz /owned-gz/\n")
+	res, err := s.Build(context.Background(), builder.FromDockerfile(filepath.Join(dir, "Dockerfile"), builder.BuildContext("busybox", builder.FromArchive(busyboxTar(t)))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	eachEntry(t, s, res.ImageID, func(name string, h *tar.Header, _ io.Reader) bool {
+		top, rest, _ := strings.Cut(name, "/")
+		if rest == "" {
+			return true
+		}
+		switch top {
+		case "owned", "owned-gz":
+			seen[top]++
+			if h.Uid != 2 || h.Gid != 2 {
+				t.Errorf("/%s is owned by %d:%d, want 2:2", name, h.Uid, h.Gid)
+			}
+		case "unpacked":
+			seen[top]++
+			if h.Uid != 7 || h.Gid != 7 {
+				t.Errorf("/%s is owned by %d:%d, want the archive's 7:7", name, h.Uid, h.Gid)
+			}
+		}
+		return true
+	})
+	for _, top := range []string{"owned", "owned-gz", "unpacked"} {
+		if seen[top] != 3 {
+			t.Errorf("%d entries under /%s, want 3", seen[top], top)
+		}
 	}
 }

@@ -1,8 +1,10 @@
 package runners
 
 import (
+	"archive/tar"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"go.podman.io/buildah"
+	"go.podman.io/buildah/pkg/chrootuser"
+	"go.podman.io/storage/pkg/archive"
 	"golang.org/x/sys/unix"
 )
 
@@ -74,10 +78,33 @@ func (r *Runtime) copySources(ctx context.Context, b *buildah.Builder, st Step, 
 	if err := chmodParents(b, c, srcs); err != nil {
 		return fmt.Errorf("%s: creating %s: %w", st.Name, c.Dest, err)
 	}
-	if err := b.Add(c.Dest, c.Extract, opts, srcs...); err != nil {
-		return fmt.Errorf("%s: copying %s to %s: %w", st.Name, strings.Join(c.Sources, " "), c.Dest, err)
+	groups := []srcGroup{{root, srcs}}
+	if c.Extract && c.Chown != "" && c.FromImage == "" {
+		// ADD --chown of a local archive: BuildKit gives the extracted
+		// files the owner too (Buildah keeps the archive's).
+		var cleanup func()
+		var err error
+		groups, cleanup, err = chownArchives(b, root, srcs, c.Chown)
+		defer cleanup()
+		if err != nil {
+			return fmt.Errorf("%s: ADD --chown=%s: %w", st.Name, c.Chown, err)
+		}
+	}
+	for _, g := range groups {
+		o := opts
+		o.ContextDir = g.contextDir
+		if err := b.Add(c.Dest, c.Extract, o, g.srcs...); err != nil {
+			return fmt.Errorf("%s: copying %s to %s: %w", st.Name, strings.Join(c.Sources, " "), c.Dest, err)
+		}
 	}
 	return nil
+}
+
+// srcGroup is sources Buildah copies in one call, from one context
+// directory.
+type srcGroup struct {
+	contextDir string
+	srcs       []string
 }
 
 // chmodParents makes the directories a copy with an octal Chmod creates
@@ -213,4 +240,135 @@ func removeInRoot(root string, paths []string) error {
 		}
 	}
 	return nil
+}
+
+// chownArchives returns srcs, in order, in groups to copy: each local tar
+// archive among them (globs expanded) replaced by an uncompressed copy,
+// in a private directory of its own, whose entries all belong to chown's
+// user and group, resolved in the working container's /etc/passwd and
+// /etc/group as Buildah resolves --chown (a numeric user alone is also the
+// group). cleanup removes the copies.
+func chownArchives(b *buildah.Builder, root string, srcs []string, chown string) ([]srcGroup, func(), error) {
+	dir := ""
+	cleanup := func() {
+		if dir != "" {
+			_ = os.RemoveAll(dir)
+		}
+	}
+	var uid, gid uint32
+	resolved := false
+	var out []srcGroup
+	add := func(ctxDir, src string) {
+		if n := len(out); n > 0 && out[n-1].contextDir == ctxDir {
+			out[n-1].srcs = append(out[n-1].srcs, src)
+			return
+		}
+		out = append(out, srcGroup{ctxDir, []string{src}})
+	}
+	for _, s := range srcs {
+		if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+			add(root, s)
+			continue
+		}
+		matches, err := filepath.Glob(s)
+		if err != nil || len(matches) == 0 {
+			add(root, s) // Buildah reports it
+			continue
+		}
+		for _, m := range matches {
+			st, err := os.Stat(m)
+			if err != nil || !st.Mode().IsRegular() || !archive.IsArchivePath(m) {
+				add(root, m)
+				continue
+			}
+			if !resolved {
+				if uid, gid, err = copyOwner(b, chown); err != nil {
+					return nil, cleanup, err
+				}
+				resolved = true
+			}
+			if dir == "" {
+				if dir, err = os.MkdirTemp("", "strata-add-chown-"); err != nil {
+					return nil, cleanup, err
+				}
+			}
+			sub := filepath.Join(dir, strconv.Itoa(len(out)))
+			if err := os.Mkdir(sub, 0o700); err != nil {
+				return nil, cleanup, err
+			}
+			p := filepath.Join(sub, filepath.Base(m))
+			if err := rewriteOwners(m, p, uid, gid); err != nil {
+				return nil, cleanup, fmt.Errorf("%s: %w", filepath.Base(m), err)
+			}
+			// A group of its own: Buildah copies only from under the
+			// context directory it is given.
+			out = append(out, srcGroup{sub, []string{p}})
+		}
+	}
+	return out, cleanup, nil
+}
+
+// copyOwner resolves a --chown spec in the working container.
+func copyOwner(b *buildah.Builder, spec string) (uint32, uint32, error) {
+	user, group, _ := strings.Cut(spec, ":")
+	if n, err := strconv.ParseUint(user, 10, 32); err == nil {
+		uid, gid := uint32(n), uint32(n)
+		if group == "" {
+			return uid, gid, nil
+		}
+		if g, err := strconv.ParseUint(group, 10, 32); err == nil {
+			return uid, uint32(g), nil
+		}
+	}
+	mnt, err := b.Mount(b.MountLabel)
+	if err != nil {
+		return 0, 0, err
+	}
+	if n, err := strconv.ParseUint(user, 10, 32); err == nil {
+		g, err := chrootuser.GetGroup(mnt, group)
+		return uint32(n), g, err
+	}
+	uid, gid, _, err := chrootuser.GetUser(mnt, spec)
+	return uid, gid, err
+}
+
+// rewriteOwners writes the (possibly compressed) tar archive src to dst,
+// uncompressed, with every entry owned by uid:gid.
+func rewriteOwners(src, dst string, uid, gid uint32) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, err := archive.DecompressStream(f)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	o, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer o.Close()
+	tr, tw := tar.NewReader(r), tar.NewWriter(o)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		h.Uid, h.Gid, h.Uname, h.Gname = int(uid), int(gid), "", ""
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return o.Close()
 }
