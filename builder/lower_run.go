@@ -138,17 +138,18 @@ func (pe *planEnv) lowerRunExtras(s *stepDef, spec *layers.Spec, ps *PlannedStep
 					return fmt.Errorf("RUN --mount=type=bind,from=...: %w", err)
 				}
 				desc += ",source=" + m.source
+				if !m.readOnly {
+					desc += ",rw"
+				}
 				spec.Inputs = append(spec.Inputs, layers.Input{Name: "bind-from:" + m.target, Digest: string(sub.Steps[len(sub.Steps)-1].Key)})
 				if ps.mountDep == nil {
 					ps.mountDep = map[int]int{}
 				}
 				ps.mountDep[len(ps.run.Mounts)] = len(ps.deps)
 				ps.deps = append(ps.deps, sub)
-				ps.run.Mounts = append(ps.run.Mounts, runners.Mount{Src: m.source, Dest: m.target, Writable: !m.readOnly})
+				// rw: writable, the writes discarded (as in BuildKit).
+				ps.run.Mounts = append(ps.run.Mounts, runners.Mount{Src: m.source, Dest: m.target, Discard: !m.readOnly})
 				break
-			}
-			if !m.readOnly {
-				return errors.New("RUN --mount=type=bind,rw: writable bind mounts are not offered (writes would reach the build context); copy the files instead")
 			}
 			src, err := contextPath(m.ctxDir, m.source, m.ignore, m.ignoreFrom, false)
 			if err != nil {
@@ -159,9 +160,13 @@ func (pe *planEnv) lowerRunExtras(s *stepDef, spec *layers.Spec, ps *PlannedStep
 				return err
 			}
 			desc += ",source=" + m.source
+			if !m.readOnly {
+				// Writable over a private copy: the context is never written.
+				desc += ",rw"
+			}
 			spec.Inputs = append(spec.Inputs, layers.Input{Name: "bind:" + m.target, Digest: tree.Digest})
 			ps.trees = append(ps.trees, treeOf("bind:"+m.target, tree))
-			ps.run.Mounts = append(ps.run.Mounts, runners.Mount{Src: src, Dest: m.target})
+			ps.run.Mounts = append(ps.run.Mounts, runners.Mount{Src: src, Dest: m.target, Discard: !m.readOnly})
 		case "ssh":
 			// Keyed by id and target only: the socket's path and the
 			// agent's keys change nothing the step writes (as in

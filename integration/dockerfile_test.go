@@ -324,6 +324,36 @@ func TestDockerfileBindFromStage(t *testing.T) {
 	if f := cachedFlags(res2); strings.Contains(f, "R") {
 		t.Errorf("rebuild ran steps: %s", f)
 	}
+
+	// rw, from a stage and from the context: the step writes there, the
+	// writes are discarded (as in BuildKit), and neither the stage's files
+	// nor the context change.
+	writeFile(t, filepath.Join(dir, "ctxfile"), "from the context\n")
+	writeFile(t, filepath.Join(dir, "Dockerfile"), "FROM busybox AS tools\n"+
+		"RUN mkdir -p /opt/tool && echo 'echo tool-ran' > /opt/tool/run.sh\n"+
+		"FROM busybox\n"+
+		"RUN --mount=type=bind,from=tools,source=/opt/tool,target=/mnt/tool,rw echo true >> /mnt/tool/run.sh && echo new > /mnt/tool/new && sh /mnt/tool/run.sh > /out\n"+
+		"RUN --mount=type=bind,source=.,target=/ctx,rw echo changed > /ctx/ctxfile && touch /ctx/added && cat /ctx/ctxfile > /ctx-out\n"+
+		"COPY --from=tools /opt/tool /after/\n")
+	res3, err := s.Build(ctx, builder.FromDockerfile(filepath.Join(dir, "Dockerfile"), builder.BuildContext("busybox", bb)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFromImage(t, s, res3.ImageID, "ctx-out"); got != "changed\n" {
+		t.Errorf("the rw context mount read back %q", got)
+	}
+	if got := readFromImage(t, s, res3.ImageID, "after/run.sh"); got != "echo tool-ran\n" {
+		t.Errorf("the stage's file after an rw mount wrote to it: %q", got)
+	}
+	if hasFile(t, s, res3.ImageID, "after/new") {
+		t.Error("a write to the rw mount reached the stage")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "ctxfile")); string(b) != "from the context\n" {
+		t.Errorf("the context file was changed to %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "added")); err == nil {
+		t.Error("the step added a file to the context")
+	}
 }
 
 // TestDockerfileCopyParents: COPY --parents keeps the sources' directories,

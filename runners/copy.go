@@ -2,10 +2,12 @@ package runners
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -371,4 +373,43 @@ func rewriteOwners(src, dst string, uid, gid uint32) error {
 		return err
 	}
 	return o.Close()
+}
+
+// privateCopies replaces the Src of each Discard mount in ms with a
+// private copy (owners, modes and times kept), writable; the returned func
+// removes the copies.
+func privateCopies(ms []Mount) (func(), error) {
+	var dirs []string
+	cleanup := func() {
+		for _, d := range dirs {
+			_ = os.RemoveAll(d)
+		}
+	}
+	for i := range ms {
+		m := &ms[i]
+		if !m.Discard {
+			continue
+		}
+		dir, err := os.MkdirTemp("", "strata-bind-rw-")
+		if err != nil {
+			return cleanup, err
+		}
+		dirs = append(dirs, dir)
+		st, err := os.Stat(m.Src)
+		if err != nil {
+			return cleanup, fmt.Errorf("bind mount %s: %w", m.Dest, err)
+		}
+		from, to := m.Src, filepath.Join(dir, "copy")
+		if st.IsDir() {
+			from += "/."
+			if err := os.Mkdir(to, st.Mode().Perm()); err != nil {
+				return cleanup, err
+			}
+		}
+		if out, err := exec.Command("cp", "-a", from, to).CombinedOutput(); err != nil {
+			return cleanup, fmt.Errorf("bind mount %s,rw: copying %s: %v: %s", m.Dest, m.Src, err, bytes.TrimSpace(out))
+		}
+		m.Src, m.Writable = to, true
+	}
+	return cleanup, nil
 }

@@ -112,6 +112,9 @@ type Mount struct {
 	// FromImage, when set, is the ID of an image in the store: Src is then
 	// a path inside its root filesystem, mounted for the step.
 	FromImage string
+	// Discard mounts a private copy of Src, writable, removed after the
+	// step: what the step writes there is discarded (RUN --mount=type=bind,rw).
+	Discard bool
 }
 
 // ConfigChange is a set of image config edits; nil fields change nothing.
@@ -269,6 +272,11 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 			return "", fmt.Errorf("%s: %w", st.Name, err)
 		}
 		defer r.unmountImages(st.Mounts)
+		discard, err := privateCopies(st.Mounts)
+		defer discard()
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", st.Name, err)
+		}
 		unlock, err := lockAll(ctx, st.Locks)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", st.Name, err)
