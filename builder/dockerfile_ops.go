@@ -160,8 +160,8 @@ func (t *dfTranslator) runMount(op dockerfile.Op, m dockerfile.Mount) (runMount,
 		}
 		return rm, nil
 	}
-	if m.Type != "bind" {
-		return rm, &dockerfile.Error{Pos: op.Pos, Err: fmt.Errorf("RUN --mount=type=%s,from=...: only bind mounts can come from a stage or image: %w", m.Type, dockerfile.ErrUnsupported)}
+	if m.Type != "bind" && m.Type != "cache" {
+		return rm, &dockerfile.Error{Pos: op.Pos, Err: fmt.Errorf("RUN --mount=type=%s,from=...: only bind and cache mounts can come from a stage or image: %w", m.Type, dockerfile.ErrUnsupported)}
 	}
 	var from Image
 	var err error

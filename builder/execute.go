@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/stratabuild/strata/layers"
@@ -197,8 +198,9 @@ func (s *Session) runStep(ctx context.Context, b *buildRun, ex *explainer, si in
 // secrets, and its output.
 func (s *Session) execute(ctx context.Context, b *buildRun, st PlannedStep, parentID string) (string, error) {
 	rs := st.run
+	var ids []string
 	if len(st.deps) > 0 {
-		ids := make([]string, len(st.deps))
+		ids = make([]string, len(st.deps))
 		for i, dp := range st.deps {
 			did, err := s.buildSteps(ctx, dp, b, "")
 			if err != nil {
@@ -219,6 +221,9 @@ func (s *Session) execute(ctx context.Context, b *buildRun, st PlannedStep, pare
 		}
 	}
 	rs.RunEnv = append(slices.Clone(rs.RunEnv), st.unkeyedEnv...)
+	if err := s.seedCacheMounts(st, ids); err != nil {
+		return "", fmt.Errorf("%s: %w", st.Name(), err)
+	}
 	if err := materialize(ctx, st); err != nil {
 		return "", fmt.Errorf("%s: %w", st.Name(), err)
 	}
@@ -395,4 +400,37 @@ func (st PlannedStep) fileSecrets() []Secret {
 		}
 	}
 	return out
+}
+
+// seedCacheMounts fills each new cache mount of st that names a stage or
+// image (from=) with the files at its source there, before the step runs;
+// a cache that exists is left as it is. The copy is made beside the cache
+// and renamed into place, so a cache is never half seeded.
+func (s *Session) seedCacheMounts(st PlannedStep, ids []string) error {
+	for _, c := range st.cacheMounts {
+		if !c.seed {
+			continue
+		}
+		if _, err := os.Stat(c.dir); err == nil {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(c.dir), 0o700); err != nil {
+			return fmt.Errorf("cache mount %s: %w", c.id, err)
+		}
+		tmp, err := os.MkdirTemp(filepath.Dir(c.dir), filepath.Base(c.dir)+".seed-")
+		if err != nil {
+			return fmt.Errorf("cache mount %s: %w", c.id, err)
+		}
+		err = s.rt.CopyFromImage(ids[c.seedDep], c.seedSrc, tmp)
+		if err == nil {
+			if err = os.Rename(tmp, c.dir); errors.Is(err, os.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
+				err = nil // another build seeded it first
+			}
+		}
+		if err != nil {
+			_ = os.RemoveAll(tmp)
+			return fmt.Errorf("cache mount %s: seeding it from %s: %w", c.id, c.seedSrc, err)
+		}
+	}
+	return nil
 }

@@ -120,7 +120,20 @@ func (pe *planEnv) lowerRunExtras(s *stepDef, spec *layers.Spec, ps *PlannedStep
 			}
 			dir := pe.cacheMountPath(m.id)
 			ps.run.Mounts = append(ps.run.Mounts, runners.Mount{Src: dir, Dest: m.target, Writable: !m.readOnly})
-			ps.cacheMounts = append(ps.cacheMounts, cacheMountDir{id: m.id, dir: dir, mode: m.mode, uid: m.uid, gid: m.gid})
+			cm := cacheMountDir{id: m.id, dir: dir, mode: m.mode, uid: m.uid, gid: m.gid}
+			if m.from != nil {
+				// A new cache starts with the stage's files (BuildKit's
+				// from= for cache mounts); the step depends on the stage.
+				sub, err := pe.plan(context.Background(), *m.from)
+				if err != nil {
+					return fmt.Errorf("RUN --mount=type=cache,from=...: %w", err)
+				}
+				desc += ",source=" + m.source
+				spec.Inputs = append(spec.Inputs, layers.Input{Name: "cache-from:" + m.target, Digest: string(sub.Steps[len(sub.Steps)-1].Key)})
+				cm.seed, cm.seedDep, cm.seedSrc = true, len(ps.deps), m.source
+				ps.deps = append(ps.deps, sub)
+			}
+			ps.cacheMounts = append(ps.cacheMounts, cm)
 			if m.sharing == "locked" || m.sharing == "private" {
 				ps.run.Locks = append(ps.run.Locks, dir+".lock")
 			}

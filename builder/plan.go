@@ -82,6 +82,11 @@ type PlannedStep struct {
 type cacheMountDir struct {
 	id, dir        string
 	mode, uid, gid *uint64
+	// seed: a cache mount from= a stage or image starts, when new, with
+	// the files at seedSrc in that image (the step's dependency seedDep)
+	seed    bool
+	seedDep int
+	seedSrc string
 }
 
 // inlineFile is a heredoc of COPY <<EOF, written as dir/name (dir is named

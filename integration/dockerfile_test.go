@@ -413,3 +413,38 @@ func TestDockerfileOnBuild(t *testing.T) {
 		t.Errorf("the parent does not record its triggers: %v", l)
 	}
 }
+
+// TestDockerfileCacheFromStage: RUN --mount=type=cache,from=STAGE starts a
+// new cache with the stage's files (BuildKit's from= for cache mounts);
+// the cache then persists as any cache does, and is not seeded again.
+func TestDockerfileCacheFromStage(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	s := openSession(t, builder.WithCacheMountDir(t.TempDir()))
+	bb := builder.FromArchive(busyboxTar(t))
+	dir := t.TempDir()
+	df := func(run string) builder.Image {
+		writeFile(t, filepath.Join(dir, "Dockerfile"), "FROM busybox AS deps\n"+
+			"RUN mkdir -p /seed && echo seeded > /seed/a.txt\n"+
+			"FROM busybox\n"+
+			"RUN --mount=type=cache,target=/cache,id=c1,from=deps,source=/seed "+run+"\n")
+		return builder.FromDockerfile(filepath.Join(dir, "Dockerfile"), builder.BuildContext("busybox", bb))
+	}
+	res, err := s.Build(ctx, df("cat /cache/a.txt > /out && echo kept > /cache/b.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFromImage(t, s, res.ImageID, "out"); got != "seeded\n" {
+		t.Errorf("the new cache held %q, want the stage's file", got)
+	}
+	if hasFile(t, s, res.ImageID, "cache/a.txt") || hasFile(t, s, res.ImageID, "seed/a.txt") {
+		t.Error("the cache or the stage's files reached the layer")
+	}
+	res2, err := s.Build(ctx, df("cat /cache/b.txt /cache/a.txt > /out2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFromImage(t, s, res2.ImageID, "out2"); got != "kept\nseeded\n" {
+		t.Errorf("the second build's cache held %q", got)
+	}
+}

@@ -413,3 +413,29 @@ func privateCopies(ms []Mount) (func(), error) {
 	}
 	return cleanup, nil
 }
+
+// CopyFromImage copies the directory (or file) src of the image imageID
+// into the existing directory dst: its contents, owners, modes and times
+// kept.
+func (r *Runtime) CopyFromImage(imageID, src, dst string) error {
+	mnt, err := r.store.MountImage(imageID, nil, "")
+	if err != nil {
+		return fmt.Errorf("mounting image %s: %w", shortID(imageID), err)
+	}
+	defer func() { _, _ = r.store.UnmountImage(imageID, false) }()
+	from, err := securejoin.SecureJoin(mnt, src)
+	if err != nil {
+		return err
+	}
+	st, err := os.Stat(from)
+	if err != nil {
+		return fmt.Errorf("%s in image %s: %w", src, shortID(imageID), err)
+	}
+	if st.IsDir() {
+		from += "/."
+	}
+	if out, err := exec.Command("cp", "-a", from, dst).CombinedOutput(); err != nil {
+		return fmt.Errorf("copying %s: %v: %s", src, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
