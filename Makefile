@@ -21,7 +21,8 @@ STRATA_TEST_CACHE ?= /var/tmp/strata-test-cache
 WORK := /tmp/strata-make-$(shell id -u)
 UNIT_PKGS = $(shell $(GO) list -tags '$(TAGS)' ./... | grep -v /integration)
 APT_PACKAGES := runc uidmap libseccomp-dev busybox-static buildah docker-registry \
-	mmdebstrap gcc pkg-config ca-certificates git make skopeo podman openssh-client
+	mmdebstrap gcc pkg-config ca-certificates git make skopeo podman openssh-client \
+	qemu-user-static binfmt-support
 
 .PHONY: setup build vet test unit integration bench demo clean gpu-e2e crash fuzz compare compare-buildah compare-golden buildkit-tools
 
@@ -41,8 +42,20 @@ crash:
 
 setup:
 	@if [ "$$(id -u)" != 0 ]; then echo "make setup must run as root (it installs packages and adds $(TEST_USER))"; exit 1; fi
+	@# arm64 packages too (busybox-static:arm64 for the foreign-platform test).
+	dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
 	apt-get update -q
+	@# binfmt_misc first, so that qemu-user-static's install registers its
+	@# emulators (then they work for ordinary users too).
+	mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES)
+	-update-binfmts --enable qemu-aarch64 >/dev/null 2>&1
+	@# Debian's static arm64 busybox, unpacked (not installed).
+	install -d -m 755 /var/lib/strata-test-fixtures/arm64
+	test -x /var/lib/strata-test-fixtures/arm64/bin/busybox || { d=$$(mktemp -d) && \
+		(cd $$d && apt-get download -q busybox-static:arm64 && dpkg-deb -x busybox-static_*_arm64.deb $$d/x) && \
+		install -d /var/lib/strata-test-fixtures/arm64/bin && \
+		install -m 755 $$d/x/bin/busybox /var/lib/strata-test-fixtures/arm64/bin/busybox && rm -rf $$d; }
 	@# fuse-overlayfs breaks native overlay storage for ordinary users here.
 	-DEBIAN_FRONTEND=noninteractive apt-get purge -y -q fuse-overlayfs >/dev/null 2>&1
 	id -u $(TEST_USER) >/dev/null 2>&1 || useradd --create-home --shell /bin/bash $(TEST_USER)

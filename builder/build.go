@@ -27,6 +27,7 @@ type buildOptions struct {
 	pushAuth    *types.DockerAuthConfig
 	compression string
 	format      string // "docker", or "" for OCI
+	platform    string // Platforms: the target platform, "" for the host's
 	annotations map[string]string
 	remote      remoteOptions     // CacheFrom, CacheTo, CacheAuth (remotecache.go)
 	mounts      mountCacheOptions // CacheMountsTo, CacheMountsFrom (mountcache.go)
@@ -280,7 +281,7 @@ func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Resul
 		}
 		img = img.push(&stepDef{method: "Annotations", kind: layers.KindAnnotation, env: copyMap(bo.annotations)}, err)
 	}
-	p, err := s.planFormat(ctx, img, bo.format)
+	p, err := s.planFormat(ctx, img, bo.format, bo.platform)
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +319,7 @@ func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Resul
 	if parentID == "" {
 		// A bare scratch image: commit an empty image so there is something to
 		// tag and export.
-		id, err := s.rt.Execute(ctx, "", runners.Step{Name: "step 0 (Scratch)", SourceDateEpoch: s.sde, Format: bo.format})
+		id, err := s.rt.Execute(ctx, "", runners.Step{Name: "step 0 (Scratch)", SourceDateEpoch: s.sde, Format: bo.format, Platform: bo.platform})
 		if err != nil {
 			return nil, err
 		}

@@ -388,6 +388,7 @@ func (t *dfTranslator) options() dockerfile.Options {
 	}
 	return dockerfile.Options{
 		Name:       t.d.name,
+		Platform:   t.pe.platform,
 		BuildArgs:  t.d.opts.buildArgs,
 		Target:     t.d.opts.target,
 		Contexts:   names,

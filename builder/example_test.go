@@ -313,3 +313,11 @@ func ExamplePullPolicy() {
 	_, err = s.Build(context.Background(), builder.FromRegistry("debian:bookworm-slim").RunCommands([]string{"true"}))
 	fmt.Println(err)
 }
+
+// Platforms builds an arm64 image on an amd64 host; its RUN steps run
+// through qemu-user-static.
+func ExamplePlatforms() {
+	img := builder.FromRegistry("debian:bookworm-slim").RunCommands([]string{"uname -m > /arch"})
+	_, err := builder.Build(context.Background(), img, builder.Platforms("linux/arm64"), builder.WithTag("app:arm64"))
+	_ = err
+}

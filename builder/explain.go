@@ -54,10 +54,10 @@ func (s *Session) Explain(ctx context.Context, img Image, opts ...BuildOption) (
 	if bo.err != nil {
 		return nil, bo.err
 	}
-	if err := bo.only("Explain (it reads WithTag and Format only)", "WithTag", "Format"); err != nil {
+	if err := bo.only("Explain (it reads WithTag, Format and Platforms only)", "WithTag", "Format", "Platforms"); err != nil {
 		return nil, err
 	}
-	p, err := s.planFormat(ctx, img, bo.format)
+	p, err := s.planFormat(ctx, img, bo.format, bo.platform)
 	if err != nil {
 		return nil, err
 	}

@@ -82,10 +82,12 @@ func (pe *planEnv) lower(ctx context.Context, n *node) (PlannedStep, error) {
 // byte-compiler, gzip and dpkg follow) and ReproducibleCleanup.
 func (pe *planEnv) lowerSessionWide(spec *layers.Spec, ps *PlannedStep) {
 	runs := len(ps.run.Commands)+len(ps.run.Argv) > 0
+	if spec.Options == nil {
+		spec.Options = map[string]string{}
+	}
+	spec.Options["platform"] = pe.targetPlatform()
+	ps.run.Platform = pe.platform
 	if pe.format != "" {
-		if spec.Options == nil {
-			spec.Options = map[string]string{}
-		}
 		spec.Options["format"] = pe.format
 		ps.run.Format = pe.format
 	}

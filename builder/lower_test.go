@@ -499,3 +499,38 @@ func TestIgnoreFunc(t *testing.T) {
 		t.Errorf("IgnoreFunc on a file: %v", err)
 	}
 }
+
+// TestPlatformsKeys: Platforms normalizes its argument, refuses several
+// (for now), and the platform enters every key: the host's build keeps
+// its keys when the host platform is named.
+func TestPlatformsKeys(t *testing.T) {
+	var bo buildOptions
+	Platforms("arm64").applyBuild(&bo)
+	if bo.err != nil || bo.platform != "linux/arm64" {
+		t.Errorf("Platforms(arm64): %q, %v", bo.platform, bo.err)
+	}
+	bo = buildOptions{}
+	Platforms("linux/amd64", "linux/arm64").applyBuild(&bo)
+	if bo.err == nil {
+		t.Error("two platforms accepted")
+	}
+	bo = buildOptions{}
+	Platforms(hostPlatform()).applyBuild(&bo)
+	if bo.err != nil || bo.platform != "" {
+		t.Errorf("the host platform: %q, %v", bo.platform, bo.err)
+	}
+	img := Scratch().Env(map[string]string{"A": "1"})
+	keys := func(platform string) []string {
+		pe := newPlanEnv(&runners.Resolver{}, nil, t.TempDir())
+		pe.platform = platform
+		p, err := plan(context.Background(), img, pe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []string{string(p.Steps[0].Key), string(p.Steps[1].Key)}
+	}
+	host, arm := keys(""), keys("linux/arm64")
+	if host[0] == arm[0] || host[1] == arm[1] {
+		t.Errorf("the same keys for the host and linux/arm64: %q %q", host, arm)
+	}
+}

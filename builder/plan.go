@@ -120,6 +120,7 @@ type planEnv struct {
 	cleanup   bool   // ReproducibleCleanup
 	forceAll  bool   // ForceBuildAll, STRATA_FORCE_BUILD
 	format    string // Format: "docker", or "" for OCI
+	platform  string // Platforms: the target platform, "" for the host's
 	mountRoot string
 	expanded  map[*node]Image
 	plans     map[*node]*Plan
@@ -208,7 +209,9 @@ func (pe *planEnv) plan(ctx context.Context, img Image) (*Plan, error) {
 	root := nodes[len(nodes)-1]
 
 	p := &Plan{}
-	d, err := res.Resolve(ctx, root.base.src)
+	b := root.base.src
+	b.Platform = pe.platform
+	d, err := res.Resolve(ctx, b)
 	if err != nil {
 		return nil, fmt.Errorf("step 0 (%s): %w", root.base.method, err)
 	}
@@ -216,10 +219,12 @@ func (pe *planEnv) plan(ctx context.Context, img Image) (*Plan, error) {
 		Index:       0,
 		Method:      root.base.method,
 		Description: baseDescription(root.base.src, d),
-		Spec:        layers.Spec{Kind: layers.KindBase, Args: []string{d}},
-		Force:       forceAll && root.base.src.Kind != runners.BaseScratch,
+		// The platform is keyed even for the host's and for scratch: a
+		// cache shared by runners of several architectures holds each
+		// platform's entries side by side.
+		Spec:  layers.Spec{Kind: layers.KindBase, Args: []string{d}, Options: map[string]string{"platform": pe.targetPlatform()}},
+		Force: forceAll && root.base.src.Kind != runners.BaseScratch,
 	}
-	b := root.base.src
 	bs.base = &b
 	if bs.Key, err = layers.Compute("", bs.Spec); err != nil {
 		return nil, err
@@ -259,4 +264,12 @@ func baseDescription(b runners.Base, digest string) string {
 		return b.Ref + "@" + digest
 	}
 	return b.Ref
+}
+
+// targetPlatform is the platform the plan builds for.
+func (pe *planEnv) targetPlatform() string {
+	if pe.platform != "" {
+		return pe.platform
+	}
+	return hostPlatform()
 }

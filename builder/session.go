@@ -115,14 +115,16 @@ func (s *Session) Close() error { return s.rt.Close() }
 
 // Plan lowers img to a Plan without building.
 func (s *Session) Plan(ctx context.Context, img Image) (*Plan, error) {
-	return s.planFormat(ctx, img, "")
+	return s.planFormat(ctx, img, "", "")
 }
 
-// planFormat plans img for an image format: "docker", or "" for OCI.
-func (s *Session) planFormat(ctx context.Context, img Image, format string) (*Plan, error) {
+// planFormat plans img for an image format ("docker", or "" for OCI) and
+// a target platform ("" for the host's).
+func (s *Session) planFormat(ctx context.Context, img Image, format, platform string) (*Plan, error) {
 	pe := newPlanEnv(s.resolver, s.sde, s.mountRoot)
 	pe.cleanup = s.cleanup
 	pe.forceAll = s.force != ""
 	pe.format = format
+	pe.platform = platform
 	return plan(ctx, img, pe)
 }

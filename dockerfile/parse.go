@@ -183,19 +183,20 @@ func (p *dfParser) platformArgs() map[string]string {
 	if p.platform != nil {
 		return p.platform
 	}
-	plat := p.opts.Platform
-	if plat == "" {
-		plat = runtime.GOOS + "/" + runtime.GOARCH
-		if runtime.GOARCH == "arm" {
-			plat += "/v7"
-		}
+	host := runtime.GOOS + "/" + runtime.GOARCH
+	if runtime.GOARCH == "arm" {
+		host += "/v7"
 	}
-	parts := strings.SplitN(plat, "/", 3)
-	for len(parts) < 3 {
-		parts = append(parts, "")
+	target := p.opts.Platform
+	if target == "" {
+		target = host
 	}
 	m := map[string]string{}
-	for _, pre := range []string{"TARGET", "BUILD"} {
+	for pre, plat := range map[string]string{"TARGET": target, "BUILD": host} {
+		parts := strings.SplitN(plat, "/", 3)
+		for len(parts) < 3 {
+			parts = append(parts, "")
+		}
 		m[pre+"PLATFORM"] = plat
 		m[pre+"OS"] = parts[0]
 		m[pre+"ARCH"] = parts[1]
@@ -238,12 +239,15 @@ func (p *dfParser) file() (*File, error) {
 			if err != nil {
 				return nil, err
 			}
-			if plat != p.platformArgs()["TARGETPLATFORM"] && plat != p.platformArgs()["BUILDPLATFORM"] {
+			// Every stage is built for the target platform: a stage for
+			// another (FROM --platform=$BUILDPLATFORM when the target is
+			// not the host's) is not offered yet.
+			if plat != p.platformArgs()["TARGETPLATFORM"] {
 				// An error only if the target needs the stage (translate).
 				if p.platformErr == nil {
 					p.platformErr = map[*Stage]error{}
 				}
-				p.platformErr[st] = p.errAt(is.Location, "--platform", "FROM --platform=%s: strata builds for this host's platform (%s) only: %w", plat, p.platformArgs()["TARGETPLATFORM"], ErrUnsupported)
+				p.platformErr[st] = p.errAt(is.Location, "--platform", "FROM --platform=%s: strata builds every stage for the target platform (%s): %w", plat, p.platformArgs()["TARGETPLATFORM"], ErrUnsupported)
 			}
 		}
 		lb := strings.ToLower(base)

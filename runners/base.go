@@ -53,6 +53,9 @@ type Base struct {
 	// AuthFunc, when set, supplies registry credentials when they are
 	// needed (for credentials exchanged from a cloud secret).
 	AuthFunc func(context.Context) (*types.DockerAuthConfig, error)
+	// Platform, when set ("linux/arm64"), is the platform to take from a
+	// multi-platform base; "" is the host's.
+	Platform string
 }
 
 // withAuth returns b with Auth filled from AuthFunc.
@@ -167,7 +170,7 @@ func (r *Resolver) registryDigest(ctx context.Context, b Base) (string, error) {
 	}
 	if r.PullPolicy == "missing" || r.PullPolicy == "never" {
 		if r.Store != nil {
-			if img, err := r.Store.Image(named.String()); err == nil && img.Digest != "" {
+			if img, err := r.Store.Image(named.String()); err == nil && img.Digest != "" && imageIsFor(r.Store, img.ID, b.Platform) {
 				return img.Digest.String(), nil
 			}
 		}
@@ -205,7 +208,55 @@ func (r *Resolver) sysCtx(b Base) *types.SystemContext {
 	if b.Auth != nil {
 		sc.DockerAuthConfig = b.Auth
 	}
+	choosePlatform(sc, b.Platform)
 	return sc
+}
+
+// choosePlatform makes sc pick platform ("os/arch[/variant]") from image
+// indexes; "" leaves the host's.
+func choosePlatform(sc *types.SystemContext, platform string) {
+	if platform == "" {
+		return
+	}
+	parts := strings.SplitN(platform, "/", 3)
+	sc.OSChoice = parts[0]
+	if len(parts) > 1 {
+		sc.ArchitectureChoice = parts[1]
+	}
+	if len(parts) > 2 {
+		sc.VariantChoice = parts[2]
+	}
+}
+
+// imageIsFor reports whether the stored image id is for platform ("" is
+// the host's): its config's os, architecture and variant.
+func imageIsFor(store storage.Store, id, platform string) bool {
+	raw, err := store.ImageBigData(id, storage.ImageDigestBigDataKey)
+	if err != nil {
+		return false
+	}
+	var m struct {
+		Config struct{ Digest string } `json:"config"`
+	}
+	if json.Unmarshal(raw, &m) != nil {
+		return false
+	}
+	cfg, err := store.ImageBigData(id, m.Config.Digest)
+	if err != nil {
+		return false
+	}
+	var c struct{ OS, Architecture, Variant string }
+	if json.Unmarshal(cfg, &c) != nil {
+		return false
+	}
+	got := c.OS + "/" + c.Architecture
+	if c.Variant != "" {
+		got += "/" + c.Variant
+	}
+	if platform == "" {
+		platform = HostPlatform
+	}
+	return got == platform
 }
 
 // layoutDigest reads an OCI layout's index.json and returns the digest of the
@@ -274,16 +325,22 @@ func (r *Runtime) ImportBase(ctx context.Context, b Base, digest string, report 
 		}
 		// An image of that manifest is already here (pulled before, by
 		// this tag or another): no pull at all.
+		// (An index's digest names every platform's image: the one for
+		// this build's platform.)
 		if d, err := godigest.Parse(digest); err == nil {
-			if imgs, err := r.store.ImagesByDigest(d); err == nil && len(imgs) > 0 {
-				r.nameBase(imgs[0].ID, named)
-				return imgs[0].ID, nil
+			if imgs, err := r.store.ImagesByDigest(d); err == nil {
+				for _, img := range imgs {
+					if imageIsFor(r.store, img.ID, b.Platform) {
+						r.nameBase(img.ID, named)
+						return img.ID, nil
+					}
+				}
 			}
 		}
 		if r.pullNever {
 			return "", fmt.Errorf("%s@%s is not in the store and the pull policy is never", reference.TrimNamed(named), digest)
 		}
-		id, err := r.pull(ctx, "docker://"+reference.TrimNamed(named).String()+"@"+digest, b.Auth, report)
+		id, err := r.pull(ctx, "docker://"+reference.TrimNamed(named).String()+"@"+digest, b.Auth, report, b.Platform)
 		if err != nil {
 			return "", err
 		}
@@ -298,11 +355,14 @@ func (r *Runtime) ImportBase(ctx context.Context, b Base, digest string, report 
 		}
 		name = t + ":" + b.Ref
 	case BaseDebian:
+		if b.Platform != "" {
+			return "", fmt.Errorf("a Debian bootstrap for %s is not offered yet (it is made for %s): use a base image of that platform", b.Platform, HostPlatform)
+		}
 		return r.importDebian(ctx, *b.Debian, report)
 	default:
 		return "", fmt.Errorf("unknown base kind %q", b.Kind)
 	}
-	return r.pull(ctx, name, b.Auth, report)
+	return r.pull(ctx, name, b.Auth, report, b.Platform)
 }
 
 // nameBase gives a pulled registry base its tag's name in the store, as
@@ -316,11 +376,12 @@ func (r *Runtime) nameBase(id string, named reference.Named) {
 }
 
 // pull copies the image name (with its transport) into the store.
-func (r *Runtime) pull(ctx context.Context, name string, auth *types.DockerAuthConfig, report io.Writer) (string, error) {
+func (r *Runtime) pull(ctx context.Context, name string, auth *types.DockerAuthConfig, report io.Writer, platform string) (string, error) {
 	sc := r.SystemContext()
 	if auth != nil {
 		sc.DockerAuthConfig = auth
 	}
+	choosePlatform(sc, platform)
 	if report == nil {
 		report = io.Discard
 	}

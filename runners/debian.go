@@ -124,5 +124,5 @@ func (r *Runtime) importDebian(ctx context.Context, d Debian, report io.Writer) 
 	}
 	// The import of the tarball says nothing the bootstrap's own output
 	// (above) did not.
-	return r.pull(ctx, "tarball:"+tarball, nil, nil)
+	return r.pull(ctx, "tarball:"+tarball, nil, nil, "")
 }

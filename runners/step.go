@@ -64,6 +64,10 @@ type Step struct {
 	RemoveAfter []string
 	// Config changes applied to the image config.
 	Config ConfigChange
+	// Platform, when set ("linux/arm64"), is the platform the step's image
+	// is for: written to its config, and commands for another
+	// architecture run through the host's emulator; "" is the host's.
+	Platform string
 	// Format is the image format of the commit: "docker" (Docker schema
 	// 2, which keeps HEALTHCHECK, SHELL and ONBUILD), or "" for OCI.
 	Format string
@@ -253,6 +257,9 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	}
 
 	if len(st.Commands) > 0 || len(st.Argv) > 0 {
+		if err := checkEmulator(st.Platform); err != nil {
+			return "", fmt.Errorf("%s: %w", st.Name, err)
+		}
 		mnt, err := b.Mount(b.MountLabel)
 		if err != nil {
 			return "", fmt.Errorf("%s: mounting working container: %w", st.Name, err)
@@ -319,6 +326,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	// from: the parent is strata's previous step, stored under a cache
 	// name that means nothing outside this store (Buildah would add
 	// "FROM <that name>" as the comment of the entry).
+	setPlatform(b, st.Platform)
 	b.SetCreatedBy(st.History)
 	b.SetHistoryComment("")
 	b.FromImage = ""

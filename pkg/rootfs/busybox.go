@@ -35,6 +35,13 @@ func WriteBusybox(w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return WriteBusyboxFrom(w, bb)
+}
+
+// WriteBusyboxFrom is WriteBusybox with the busybox binary at bb, which
+// may be for another architecture (Debian's busybox-static:arm64; listing
+// its applets then runs it through the host's emulator).
+func WriteBusyboxFrom(w io.Writer, bb string) error {
 	body, err := os.ReadFile(bb)
 	if err != nil {
 		return fmt.Errorf("reading busybox: %w", err)
