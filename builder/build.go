@@ -26,8 +26,9 @@ type buildOptions struct {
 	session     []Option
 	pushAuth    *types.DockerAuthConfig
 	compression string
-	format      string // "docker", or "" for OCI
-	platform    string // Platforms: the target platform, "" for the host's
+	format      string   // "docker", or "" for OCI
+	platform    string   // Platforms: the target platform, "" for the host's
+	platforms   []string // Platforms: every platform (several: an index)
 	annotations map[string]string
 	remote      remoteOptions     // CacheFrom, CacheTo, CacheAuth (remotecache.go)
 	mounts      mountCacheOptions // CacheMountsTo, CacheMountsFrom (mountcache.go)
@@ -160,6 +161,10 @@ type Result struct {
 	Steps []StepResult
 	// Exports are the images ExportTo and Push wrote, in order.
 	Exports []Export
+	// Platforms, for a build of several platforms, gives each one's image;
+	// ImageID and ManifestDigest are then the index's (a manifest list
+	// image in the store).
+	Platforms []PlatformResult
 }
 
 // Export is one image written by ExportTo or Push.
@@ -271,6 +276,9 @@ func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Resul
 			return nil, err
 		}
 		tags = append(tags, n)
+	}
+	if len(bo.platforms) > 1 {
+		return s.buildPlatforms(ctx, img, bo, tags)
 	}
 	if len(bo.annotations) > 0 {
 		var err error

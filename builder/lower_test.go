@@ -510,9 +510,14 @@ func TestPlatformsKeys(t *testing.T) {
 		t.Errorf("Platforms(arm64): %q, %v", bo.platform, bo.err)
 	}
 	bo = buildOptions{}
-	Platforms("linux/amd64", "linux/arm64").applyBuild(&bo)
+	Platforms("linux/arm64", hostPlatform(), "arm64").applyBuild(&bo)
+	if bo.err != nil || !slices.Equal(bo.platforms, []string{"linux/arm64", ""}) {
+		t.Errorf("two platforms (one named twice): %q, %v", bo.platforms, bo.err)
+	}
+	bo = buildOptions{}
+	Platforms("linux/arm64", "nonsense/////").applyBuild(&bo)
 	if bo.err == nil {
-		t.Error("two platforms accepted")
+		t.Error("a malformed platform accepted")
 	}
 	bo = buildOptions{}
 	Platforms(hostPlatform()).applyBuild(&bo)

@@ -1,7 +1,11 @@
 package builder
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"slices"
+	"sync"
 
 	"github.com/containerd/platforms"
 
@@ -22,34 +26,120 @@ func normalizePlatform(p string) (string, error) {
 	return platforms.Format(platforms.Normalize(spec)), nil
 }
 
-// Platforms builds for the given platform instead of the host's
-// ("linux/arm64", docker buildx build --platform): registry bases are
-// taken for that platform from their index, each step's image says it
-// in its config, and steps on another architecture run through the
-// host's emulator (qemu-user-static registered with binfmt_misc; a build
-// that needs one that is missing fails before any container starts). The
+// Platforms builds for the given platforms instead of the host's
+// ("linux/arm64", docker buildx build --platform a,b). Registry bases are
+// taken for each platform from their index, each image says its platform
+// in its config, and steps on another architecture run through the host's
+// emulator (qemu-user-static registered with binfmt_misc; a build that
+// needs one that is missing fails before any container starts). The
 // platform enters every step's key, so runners of several architectures
-// can share one cache. One platform per build for now: several, into an
-// image index, is an error.
+// can share one cache. With one platform the result is that platform's
+// image; with several, an image index (an OCI index, or a Docker manifest
+// list in the docker Format) of one image per platform, built one after
+// another: WithTag names the index in the store (a manifest list, as
+// buildah manifest makes), ExportTo and Push write the index with every
+// image (docker-archive: cannot hold one), and Result.Platforms gives each
+// platform's image and steps.
 func Platforms(ps ...string) BuildOption {
 	return named("Platforms", func(o *buildOptions) {
-		switch len(ps) {
-		case 0:
+		if len(ps) == 0 {
 			o.err = fmt.Errorf("Platforms: no platform given")
 			return
-		case 1:
-		default:
-			o.err = fmt.Errorf("Platforms(%q): building several platforms into one image index is not offered yet: build each platform on its own", ps)
-			return
 		}
-		p, err := normalizePlatform(ps[0])
-		if err != nil {
-			o.err = fmt.Errorf("Platforms: %w", err)
-			return
+		o.platforms = nil
+		for _, p := range ps {
+			n, err := normalizePlatform(p)
+			if err != nil {
+				o.err = fmt.Errorf("Platforms: %w", err)
+				return
+			}
+			if n == hostPlatform() {
+				n = ""
+			}
+			if !slices.Contains(o.platforms, n) {
+				o.platforms = append(o.platforms, n)
+			}
 		}
-		if p == hostPlatform() {
-			p = ""
-		}
-		o.platform = p
+		o.platform = o.platforms[0]
 	})
+}
+
+// PlatformResult is one platform's image of a multi-platform build.
+type PlatformResult struct {
+	// Platform is "os/arch[/variant]".
+	Platform string
+	// ImageID and ManifestDigest name the platform's image in the store.
+	ImageID, ManifestDigest string
+	// Steps are the platform's steps, as Result.Steps.
+	Steps []StepResult
+}
+
+// buildPlatforms builds img once per platform of bo, one after another,
+// then makes the index of their images, names it and writes it out.
+func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions, tags []string) (*Result, error) {
+	res := &Result{}
+	var ids []string
+	for _, p := range bo.platforms {
+		one := bo
+		one.platform, one.platforms, one.tags, one.exports = p, nil, nil, nil
+		name := p
+		if name == "" {
+			name = hostPlatform()
+		}
+		if bo.output != nil {
+			one.output = &prefixWriter{w: bo.output, prefix: "[" + name + "] "}
+		}
+		r, err := s.build(ctx, img, one)
+		if err != nil {
+			return nil, fmt.Errorf("[%s] %w", name, err)
+		}
+		res.Platforms = append(res.Platforms, PlatformResult{Platform: name, ImageID: r.ImageID, ManifestDigest: r.ManifestDigest, Steps: r.Steps})
+		ids = append(ids, r.ImageID)
+	}
+	id, d, err := s.rt.Index(ctx, ids, tags, bo.format == "docker")
+	if err != nil {
+		return nil, err
+	}
+	res.ImageID, res.ManifestDigest, res.Tags = id, d, tags
+	pr := newProgress(bo.output, 0, bo.progressFn)
+	for _, dest := range bo.exports {
+		w := pr.noteWriter("[export] ")
+		ed, err := s.rt.ExportIndex(ctx, id, dest, w, runners.ExportOptions{Auth: bo.pushAuth, Compression: bo.compression, Format: bo.format})
+		flushOutput(w)
+		if err != nil {
+			return nil, err
+		}
+		res.Exports = append(res.Exports, Export{Dest: dest, ManifestDigest: ed})
+		pr.printf("exported the index of %d platforms to %s\n", len(ids), dest)
+	}
+	return res, nil
+}
+
+// prefixWriter puts prefix before every line written to w (a platform's
+// progress in a multi-platform build).
+type prefixWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	prefix string
+	mid    bool // within a line
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []byte
+	for _, c := range b {
+		if !p.mid {
+			out = append(out, p.prefix...)
+			p.mid = true
+		}
+		out = append(out, c)
+		if c == '\n' {
+			p.mid = false
+		}
+	}
+	if _, err := p.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"go.podman.io/storage"
 
 	"github.com/stratabuild/strata/builder"
 	"github.com/stratabuild/strata/pkg/rootfs"
@@ -102,4 +105,124 @@ func imageFull(t *testing.T, s *builder.Session, id string) v1.Image {
 		t.Fatal(err)
 	}
 	return img
+}
+
+// TestMultiPlatformIndex: one definition built for linux/amd64 and
+// linux/arm64 from a multi-platform registry base (an index buildah's
+// manifest commands push): each platform's RUN runs on its architecture,
+// the oci: layout and the registry get an index of both with their
+// platform fields (read back by skopeo), WithTag names the index in the
+// store, and the rebuild takes every step of both from the cache.
+func TestMultiPlatformIndex(t *testing.T) {
+	requireRootless(t)
+	if _, err := os.Stat(arm64Busybox); err != nil {
+		t.Skipf("no arm64 busybox (make setup unpacks Debian's busybox-static:arm64 into %s)", arm64Busybox)
+	}
+	if _, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-aarch64"); err != nil {
+		t.Skip("qemu-aarch64 is not registered with binfmt_misc (make setup installs qemu-user-static)")
+	}
+	for _, tool := range []string{"buildah", "skopeo"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is needed (make setup installs it)", tool)
+		}
+	}
+	ctx := context.Background()
+	reg := startRegistry(t)
+	armTar := filepath.Join(t.TempDir(), "busybox-arm64.tar")
+	f, err := os.Create(armTar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rootfs.WriteBusyboxFrom(f, arm64Busybox); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	pub := openSession(t, builder.WithInsecureRegistries())
+	fixture := map[string]string{"FIXTURE": "busybox"}
+	if _, err := pub.Build(ctx, builder.FromArchive(busyboxTar(t)).Env(fixture), builder.Push(reg+"/fixture/bb:amd64")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Build(ctx, builder.FromArchive(armTar).Env(fixture), builder.Platforms("linux/arm64"), builder.Push(reg+"/fixture/bb:arm64")); err != nil {
+		t.Fatal(err)
+	}
+	bdir := t.TempDir()
+	t.Cleanup(func() { _ = exec.Command("rm", "-rf", bdir).Run() })
+	bah := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command("buildah", append([]string{"--root", filepath.Join(bdir, "root"), "--runroot", filepath.Join(bdir, "run"), "--storage-driver", "vfs"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("buildah %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	bah("manifest", "create", "bb-list")
+	bah("manifest", "add", "--tls-verify=false", "bb-list", "docker://"+reg+"/fixture/bb:amd64")
+	bah("manifest", "add", "--tls-verify=false", "bb-list", "docker://"+reg+"/fixture/bb:arm64")
+	bah("manifest", "push", "--all", "--tls-verify=false", "bb-list", "docker://"+reg+"/fixture/bb:multi")
+
+	s := openSession(t, builder.WithInsecureRegistries())
+	img := builder.FromRegistry(reg + "/fixture/bb:multi").RunCommands([]string{"uname -m > /m"})
+	layout := filepath.Join(t.TempDir(), "layout")
+	opts := []builder.BuildOption{builder.Platforms("linux/amd64", "linux/arm64"), builder.WithTag("multi:1"),
+		builder.ExportTo("oci:" + layout + ":multi"), builder.Push(reg + "/out/multi:1")}
+	res, err := s.Build(ctx, img, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Platforms) != 2 {
+		t.Fatalf("%d platform results", len(res.Platforms))
+	}
+	for i, want := range map[int]string{0: "x86_64\n", 1: "aarch64\n"} {
+		p := res.Platforms[i]
+		if got := readFromImage(t, s, p.ImageID, "m"); got != want {
+			t.Errorf("%s: uname -m = %q, want %q", p.Platform, got, want)
+		}
+	}
+	type index struct {
+		MediaType string `json:"mediaType"`
+		Manifests []struct {
+			Digest   string
+			Platform struct{ OS, Architecture string }
+		}
+	}
+	check := func(where string, raw []byte) {
+		t.Helper()
+		var idx index
+		if err := json.Unmarshal(raw, &idx); err != nil {
+			t.Fatalf("%s: %v\n%s", where, err, raw)
+		}
+		var plats []string
+		for _, m := range idx.Manifests {
+			plats = append(plats, m.Platform.OS+"/"+m.Platform.Architecture)
+		}
+		if idx.MediaType != v1.MediaTypeImageIndex || strings.Join(plats, ",") != "linux/amd64,linux/arm64" {
+			t.Errorf("%s: %s with %q", where, idx.MediaType, plats)
+		}
+	}
+	out, err := exec.Command("skopeo", "inspect", "--raw", "oci:"+layout+":multi").Output()
+	if err != nil {
+		t.Fatalf("skopeo inspect oci: %v", err)
+	}
+	check("the oci: layout", out)
+	out, err = exec.Command("skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+reg+"/out/multi:1").Output()
+	if err != nil {
+		t.Fatalf("skopeo inspect docker: %v", err)
+	}
+	check("the registry", out)
+	raw, err := s.Store().ImageBigData("localhost/multi:1", storage.ImageDigestBigDataKey)
+	if err != nil {
+		t.Fatalf("WithTag: %v", err)
+	}
+	check("the store's localhost/multi:1", raw)
+
+	res2, err := s.Build(ctx, img, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range res2.Platforms {
+		for _, st := range p.Steps {
+			if !st.Cached {
+				t.Errorf("rebuild, %s: step %d ran", p.Platform, st.Index)
+			}
+		}
+	}
 }

@@ -358,7 +358,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	fs.StringArrayVar(&sshAgents, "ssh", nil, "default|ID[=SOCKET]: forward an ssh agent to RUN --mount=type=ssh,id=ID (default: $SSH_AUTH_SOCK) (repeatable)")
 	fs.StringArrayVar(&labels, "label", nil, "set a label on the image: K=V (repeatable)")
 	fs.StringArrayVar(&annotations, "annotation", nil, "set an annotation on the image's manifest: K=V or manifest:K=V (repeatable)")
-	fs.StringVar(&platform, "platform", "", "build for this platform (linux/arm64; default: the host's); other architectures run through qemu-user-static")
+	fs.StringVar(&platform, "platform", "", "build for these platforms (linux/arm64, or linux/amd64,linux/arm64 for an image index; default: the host's); other architectures run through qemu-user-static")
 	fs.StringVar(&format, "format", "oci", "image format: oci, or docker (keeps HEALTHCHECK, SHELL and ONBUILD; Docker manifests for pushes and docker-archive outputs)")
 	fs.StringVar(&network, "network", "default", "network of the RUN instructions that do not say: default (the host's), host or none")
 	fs.StringVar(&pull, "pull", "always", "registry bases: always (--pull alone; a tag is resolved at every build, only missing layers are pulled), missing (only when the store has no image of that name) or never (the store's only)")
@@ -605,11 +605,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		bopts = append(bopts, builder.CacheAuth(builder.SecretFromEnv("REGISTRY_USERNAME", "REGISTRY_PASSWORD")))
 	}
 	if platform != "" {
-		ps := strings.Split(platform, ",")
-		if len(ps) > 1 {
-			return usagef("--platform %s: building several platforms into one image index is not offered yet: run one build per platform", platform)
-		}
-		bopts = append(bopts, builder.Platforms(ps[0]))
+		bopts = append(bopts, builder.Platforms(strings.Split(platform, ",")...))
 	}
 	switch format {
 	case "oci", "docker":
@@ -655,7 +651,8 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		// flags are the build's.
 		eopts := []builder.BuildOption{builder.Format(format)}
 		if platform != "" {
-			eopts = append(eopts, builder.Platforms(platform))
+			// Explain plans the first platform named.
+			eopts = append(eopts, builder.Platforms(strings.Split(platform, ",")[0]))
 		}
 		if len(tags) > 0 {
 			eopts = append(eopts, builder.WithTag(tags[0]))
