@@ -115,52 +115,11 @@ func imageFull(t *testing.T, s *builder.Session, id string) v1.Image {
 // store, and the rebuild takes every step of both from the cache.
 func TestMultiPlatformIndex(t *testing.T) {
 	requireRootless(t)
-	if _, err := os.Stat(arm64Busybox); err != nil {
-		t.Skipf("no arm64 busybox (make setup unpacks Debian's busybox-static:arm64 into %s)", arm64Busybox)
-	}
-	if _, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-aarch64"); err != nil {
-		t.Skip("qemu-aarch64 is not registered with binfmt_misc (make setup installs qemu-user-static)")
-	}
-	for _, tool := range []string{"buildah", "skopeo"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is needed (make setup installs it)", tool)
-		}
-	}
 	ctx := context.Background()
 	reg := startRegistry(t)
-	armTar := filepath.Join(t.TempDir(), "busybox-arm64.tar")
-	f, err := os.Create(armTar)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rootfs.WriteBusyboxFrom(f, arm64Busybox); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	pub := openSession(t, builder.WithInsecureRegistries())
-	fixture := map[string]string{"FIXTURE": "busybox"}
-	if _, err := pub.Build(ctx, builder.FromArchive(busyboxTar(t)).Env(fixture), builder.Push(reg+"/fixture/bb:amd64")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pub.Build(ctx, builder.FromArchive(armTar).Env(fixture), builder.Platforms("linux/arm64"), builder.Push(reg+"/fixture/bb:arm64")); err != nil {
-		t.Fatal(err)
-	}
-	bdir := t.TempDir()
-	t.Cleanup(func() { _ = exec.Command("rm", "-rf", bdir).Run() })
-	bah := func(args ...string) {
-		t.Helper()
-		out, err := exec.Command("buildah", append([]string{"--root", filepath.Join(bdir, "root"), "--runroot", filepath.Join(bdir, "run"), "--storage-driver", "vfs"}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("buildah %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	bah("manifest", "create", "bb-list")
-	bah("manifest", "add", "--tls-verify=false", "bb-list", "docker://"+reg+"/fixture/bb:amd64")
-	bah("manifest", "add", "--tls-verify=false", "bb-list", "docker://"+reg+"/fixture/bb:arm64")
-	bah("manifest", "push", "--all", "--tls-verify=false", "bb-list", "docker://"+reg+"/fixture/bb:multi")
-
+	base := multiPlatformBusybox(t, reg)
 	s := openSession(t, builder.WithInsecureRegistries())
-	img := builder.FromRegistry(reg + "/fixture/bb:multi").RunCommands([]string{"uname -m > /m"})
+	img := builder.FromRegistry(base).RunCommands([]string{"uname -m > /m"})
 	layout := filepath.Join(t.TempDir(), "layout")
 	opts := []builder.BuildOption{builder.Platforms("linux/amd64", "linux/arm64"), builder.WithTag("multi:1"),
 		builder.ExportTo("oci:" + layout + ":multi"), builder.Push(reg + "/out/multi:1")}
@@ -223,6 +182,94 @@ func TestMultiPlatformIndex(t *testing.T) {
 			if !st.Cached {
 				t.Errorf("rebuild, %s: step %d ran", p.Platform, st.Index)
 			}
+		}
+	}
+}
+
+// multiPlatformBusybox pushes busybox for linux/amd64 and linux/arm64 to
+// the registry reg, and an index of both made by buildah's manifest
+// commands, and returns the index's reference.
+func multiPlatformBusybox(t *testing.T, reg string) string {
+	t.Helper()
+	if _, err := os.Stat(arm64Busybox); err != nil {
+		t.Skipf("no arm64 busybox (make setup unpacks Debian's busybox-static:arm64 into %s)", arm64Busybox)
+	}
+	if _, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-aarch64"); err != nil {
+		t.Skip("qemu-aarch64 is not registered with binfmt_misc (make setup installs qemu-user-static)")
+	}
+	for _, tool := range []string{"buildah", "skopeo"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is needed (make setup installs it)", tool)
+		}
+	}
+	ctx := context.Background()
+	armTar := filepath.Join(t.TempDir(), "busybox-arm64.tar")
+	f, err := os.Create(armTar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rootfs.WriteBusyboxFrom(f, arm64Busybox); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	pub := openSession(t, builder.WithInsecureRegistries())
+	fixture := map[string]string{"FIXTURE": "busybox"}
+	if _, err := pub.Build(ctx, builder.FromArchive(busyboxTar(t)).Env(fixture), builder.Push(reg+"/fixture/bb:amd64")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Build(ctx, builder.FromArchive(armTar).Env(fixture), builder.Platforms("linux/arm64"), builder.Push(reg+"/fixture/bb:arm64")); err != nil {
+		t.Fatal(err)
+	}
+	bdir := t.TempDir()
+	t.Cleanup(func() { _ = exec.Command("rm", "-rf", bdir).Run() })
+	bah := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command("buildah", append([]string{"--root", filepath.Join(bdir, "root"), "--runroot", filepath.Join(bdir, "run"), "--storage-driver", "vfs"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("buildah %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	bah("manifest", "create", "bb-list")
+	bah("manifest", "add", "--tls-verify=false", "bb-list", "docker://"+reg+"/fixture/bb:amd64")
+	bah("manifest", "add", "--tls-verify=false", "bb-list", "docker://"+reg+"/fixture/bb:arm64")
+	bah("manifest", "push", "--all", "--tls-verify=false", "bb-list", "docker://"+reg+"/fixture/bb:multi")
+
+	return reg + "/fixture/bb:multi"
+}
+
+// TestMultiPlatformSharedCache: two runners with empty stores, one
+// building only linux/amd64 and one only linux/arm64, push their steps to
+// one registry cache repository; a third, building both, takes every step
+// of both from it (buildx#1044, where the last platform's cache wins).
+func TestMultiPlatformSharedCache(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	reg := startRegistry(t)
+	base := multiPlatformBusybox(t, reg)
+	img := builder.FromRegistry(base).RunCommands([]string{"uname -m > /m", "echo built > /b"})
+	cache := reg + "/cache/multi"
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		r := openSession(t, builder.WithInsecureRegistries())
+		if _, err := r.Build(ctx, img, builder.Platforms(p), builder.CacheTo(cache)); err != nil {
+			t.Fatalf("runner for %s: %v", p, err)
+		}
+	}
+	third := openSession(t, builder.WithInsecureRegistries())
+	res, err := third.Build(ctx, img, builder.Platforms("linux/amd64", "linux/arm64"), builder.CacheFrom(cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range res.Platforms {
+		for _, st := range p.Steps[1:] {
+			if !st.Remote {
+				t.Errorf("%s step %d: not taken from the shared cache (cached %v)", p.Platform, st.Index, st.Cached)
+			}
+		}
+	}
+	want := map[string]string{"linux/amd64": "x86_64\n", "linux/arm64": "aarch64\n"}
+	for _, p := range res.Platforms {
+		if got := readFromImage(t, third, p.ImageID, "m"); got != want[p.Platform] {
+			t.Errorf("%s from the cache: uname -m = %q", p.Platform, got)
 		}
 	}
 }
