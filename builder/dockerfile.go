@@ -541,6 +541,24 @@ func (t *dfTranslator) stage(st *dockerfile.Stage) (Image, error) {
 			return Image{}, &dockerfile.Error{Pos: st.Pos, Err: err}
 		}
 	}
+	if st.Platform != "" {
+		// FROM --platform=P (the build stage of a cross build): the
+		// stage's chain is built for P.
+		if st.BaseStage != nil || st.BaseContext != "" {
+			return Image{}, &dockerfile.Error{Pos: st.Pos, Err: fmt.Errorf("FROM --platform=%s on a stage or named context: %w (give the platform to the stage it starts from)", st.Platform, dockerfile.ErrUnsupported)}
+		}
+		p, err := normalizePlatform(st.Platform)
+		if err != nil {
+			return Image{}, &dockerfile.Error{Pos: st.Pos, Err: err}
+		}
+		if p == hostPlatform() {
+			p = ""
+		}
+		if img.n == nil {
+			img = Image{n: img.root()} // scratch: a node of its own
+		}
+		img.n.base.platformSet, img.n.base.platform = true, p
+	}
 	for _, op := range st.Ops {
 		var err error
 		if img, err = t.op(img, st, op); err != nil {

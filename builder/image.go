@@ -31,6 +31,10 @@ type baseDef struct {
 	method string
 	src    runners.Base
 	err    error
+	// platformSet: the chain is built for platform ("" the host's)
+	// whatever the build's platform is (a Dockerfile's FROM --platform)
+	platformSet bool
+	platform    string
 }
 
 type stepDef struct {

@@ -69,6 +69,9 @@ func (pe *planEnv) lower(ctx context.Context, n *node) (PlannedStep, error) {
 		ps.Description = s.desc
 	}
 	ps.Force = ps.Force || pe.forceAll
+	if !ps.run.GPU.IsZero() && pe.platform != "" && archOf(pe.platform) != archOf(hostPlatform()) {
+		return ps, fmt.Errorf("a GPU step cannot run on %s: that platform is emulated here (no emulated GPU); build GPU steps for %s", pe.platform, hostPlatform())
+	}
 	pe.lowerSessionWide(&spec, &ps)
 	ps.Spec = spec
 	ps.run.History = historyOf(s, spec, &ps)

@@ -534,6 +534,13 @@ func TestPlatformsKeys(t *testing.T) {
 		}
 		return []string{string(p.Steps[0].Key), string(p.Steps[1].Key)}
 	}
+	pe := newPlanEnv(&runners.Resolver{}, nil, t.TempDir())
+	pe.platform = "linux/arm64"
+	if hostPlatform() != "linux/arm64" {
+		if _, err := plan(context.Background(), Scratch().RunCommands([]string{"nvidia-smi"}, GPU("any")), pe); err == nil || !strings.Contains(err.Error(), "no emulated GPU") {
+			t.Errorf("a GPU step on an emulated platform: %v", err)
+		}
+	}
 	host, arm := keys(""), keys("linux/arm64")
 	if host[0] == arm[0] || host[1] == arm[1] {
 		t.Errorf("the same keys for the host and linux/arm64: %q %q", host, arm)

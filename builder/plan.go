@@ -207,6 +207,13 @@ func (pe *planEnv) plan(ctx context.Context, img Image) (*Plan, error) {
 	}
 	forceAll := pe.forceAll
 	root := nodes[len(nodes)-1]
+	if root.base.platformSet {
+		// A chain for its own platform (FROM --platform): its steps, and
+		// the plans they copy from, are for that platform.
+		saved := pe.platform
+		pe.platform = root.base.platform
+		defer func() { pe.platform = saved }()
+	}
 
 	p := &Plan{}
 	b := root.base.src

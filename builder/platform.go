@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/containerd/platforms"
@@ -142,4 +143,13 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// archOf is the architecture of an "os/arch[/variant]" platform.
+func archOf(platform string) string {
+	parts := strings.Split(platform, "/")
+	if len(parts) < 2 {
+		return ""
+	}
+	return parts[1]
 }

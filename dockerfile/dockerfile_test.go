@@ -37,6 +37,9 @@ func header(t *testing.T, data []byte) Options {
 		if v, ok := strings.CutPrefix(l, "# target:"); ok {
 			o.Target = strings.TrimSpace(v)
 		}
+		if v, ok := strings.CutPrefix(l, "# platform:"); ok {
+			o.Platform = strings.TrimSpace(v)
+		}
 	}
 	return o
 }
@@ -57,10 +60,11 @@ func fakeBaseConfig(ref string) (*BaseConfig, error) {
 }
 
 type stageView struct {
-	Index int
-	Name  string `json:",omitempty"`
-	Base  string
-	Ops   []opView
+	Index    int
+	Name     string `json:",omitempty"`
+	Base     string
+	Platform string `json:",omitempty"`
+	Ops      []opView
 }
 
 type opView struct {
@@ -122,7 +126,7 @@ func view(f *File) []stageView {
 		if !s.Needed {
 			continue
 		}
-		sv := stageView{Index: s.Index, Name: s.Name}
+		sv := stageView{Index: s.Index, Name: s.Name, Platform: s.Platform}
 		switch {
 		case s.BaseStage != nil:
 			sv.Base = "stage " + s.BaseStage.Ref()

@@ -106,9 +106,6 @@ type dfParser struct {
 	usedArgs map[string]bool
 	notes    []string
 	platform map[string]string
-	// platformErr: the stages whose FROM --platform strata cannot build,
-	// refused when the target needs them
-	platformErr map[*Stage]error
 }
 
 func newParser(data []byte, opts Options) (*dfParser, error) {
@@ -239,15 +236,11 @@ func (p *dfParser) file() (*File, error) {
 			if err != nil {
 				return nil, err
 			}
-			// Every stage is built for the target platform: a stage for
-			// another (FROM --platform=$BUILDPLATFORM when the target is
-			// not the host's) is not offered yet.
+			// A stage for another platform than the target's: the build
+			// stage of a cross build (--platform=$BUILDPLATFORM) runs
+			// natively, any other through its emulator.
 			if plat != p.platformArgs()["TARGETPLATFORM"] {
-				// An error only if the target needs the stage (translate).
-				if p.platformErr == nil {
-					p.platformErr = map[*Stage]error{}
-				}
-				p.platformErr[st] = p.errAt(is.Location, "--platform", "FROM --platform=%s: strata builds every stage for the target platform (%s): %w", plat, p.platformArgs()["TARGETPLATFORM"], ErrUnsupported)
+				st.Platform = plat
 			}
 		}
 		lb := strings.ToLower(base)

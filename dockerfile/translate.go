@@ -18,9 +18,6 @@ func (p *dfParser) translate(st *Stage, byName map[string]*Stage, chain []*Stage
 	if slices.Contains(chain, st) {
 		return &Error{Pos: st.Pos, Err: fmt.Errorf("stage %s depends on itself", st.Ref())}
 	}
-	if err := p.platformErr[st]; err != nil {
-		return err
-	}
 	chain = append(chain, st)
 	is := p.stages[st.Index]
 	triggers, err := p.inherit(st, byName, chain)

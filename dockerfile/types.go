@@ -94,8 +94,12 @@ type Stage struct {
 	BaseStage   *Stage
 	BaseContext string
 	BaseImage   string
-	Needed      bool
-	Ops         []Op
+	// Platform is the platform FROM --platform names when it is not the
+	// target's (the build stage of a cross build, --platform=$BUILDPLATFORM);
+	// "" builds the stage for the target.
+	Platform string
+	Needed   bool
+	Ops      []Op
 
 	// state after the last instruction, inherited by stages built on it
 	onbuild []string // ONBUILD triggers the stage declares

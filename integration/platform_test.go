@@ -273,3 +273,37 @@ func TestMultiPlatformSharedCache(t *testing.T) {
 		}
 	}
 }
+
+// TestCrossBuildStage: the cross-build pattern, built for linux/arm64 on
+// this amd64 host: the FROM --platform=$BUILDPLATFORM stage runs natively
+// and sees the target's TARGETARCH; the final stage runs emulated.
+func TestCrossBuildStage(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	reg := startRegistry(t)
+	base := multiPlatformBusybox(t, reg)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "Dockerfile"), `ARG BASE
+FROM --platform=$BUILDPLATFORM $BASE AS build
+ARG TARGETARCH
+RUN echo "built on $(uname -m) for $TARGETARCH" > /out
+FROM $BASE
+COPY --from=build /out /out
+RUN uname -m > /m
+`)
+	s := openSession(t, builder.WithInsecureRegistries())
+	res, err := s.Build(ctx, builder.FromDockerfile(filepath.Join(dir, "Dockerfile"), builder.BuildArgs(map[string]string{"BASE": base})),
+		builder.Platforms("linux/arm64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFromImage(t, s, res.ImageID, "out"); got != "built on x86_64 for arm64\n" {
+		t.Errorf("/out = %q", got)
+	}
+	if got := readFromImage(t, s, res.ImageID, "m"); got != "aarch64\n" {
+		t.Errorf("/m = %q", got)
+	}
+	if c := imageFull(t, s, res.ImageID); c.Architecture != "arm64" {
+		t.Errorf("the image says %s", c.Architecture)
+	}
+}

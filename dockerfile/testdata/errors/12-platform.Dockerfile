@@ -1,2 +1,0 @@
-FROM --platform=linux/s390x busybox
-RUN true
