@@ -173,6 +173,25 @@ func TestMultiPlatformIndex(t *testing.T) {
 	}
 	check("the store's localhost/multi:1", raw)
 
+	// A real client takes one platform out of the index.
+	one := filepath.Join(t.TempDir(), "one")
+	if out, err := exec.Command("skopeo", "copy", "--override-arch", "arm64", "oci:"+layout+":multi", "oci:"+one+":arm").CombinedOutput(); err != nil {
+		t.Fatalf("skopeo copy --override-arch arm64: %v\n%s", err, out)
+	}
+	out, err = exec.Command("skopeo", "inspect", "--config", "oci:"+one+":arm").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oneCfg v1.Image
+	if err := json.Unmarshal(out, &oneCfg); err != nil || oneCfg.Architecture != "arm64" {
+		t.Errorf("skopeo's arm64 pick says %q (%v)", oneCfg.Architecture, err)
+	}
+	// A platform the base does not have: named, with the ones it has.
+	_, err = s.Build(ctx, img, builder.Platforms("linux/s390x"))
+	if err == nil || !strings.Contains(err.Error(), "no linux/s390x image (it has linux/amd64, linux/arm64)") {
+		t.Errorf("a platform the base lacks: %v", err)
+	}
+
 	res2, err := s.Build(ctx, img, opts...)
 	if err != nil {
 		t.Fatal(err)

@@ -188,9 +188,14 @@ func (r *Resolver) registryDigest(ctx context.Context, b Base) (string, error) {
 		return "", fmt.Errorf("resolving %s (registries and mirrors as %s configure them): %w", named, registriesConf(sc), err)
 	}
 	defer src.Close()
-	mb, _, err := src.GetManifest(ctx, nil)
+	mb, mt, err := src.GetManifest(ctx, nil)
 	if err != nil {
 		return "", fmt.Errorf("resolving %s: %w", named, err)
+	}
+	if manifest.MIMETypeIsMultiImage(mt) {
+		if err := hasPlatform(mb, mt, sc, b.Platform); err != nil {
+			return "", fmt.Errorf("%s: %w", named, err)
+		}
 	}
 	d, err := manifest.Digest(mb)
 	if err != nil {
@@ -459,4 +464,32 @@ func archiveTransport(p string) (string, error) {
 			links[name] = true
 		}
 	}
+}
+
+// hasPlatform checks that the index mb holds an image for the platform sc
+// chooses, and names the platforms it holds when it does not.
+func hasPlatform(mb []byte, mt string, sc *types.SystemContext, platform string) error {
+	list, err := manifest.ListFromBlob(mb, mt)
+	if err != nil {
+		return err
+	}
+	if _, err := list.ChooseInstance(sc); err == nil {
+		return nil
+	}
+	var have []string
+	for _, d := range list.Instances() {
+		inst, err := list.Instance(d)
+		if err != nil || inst.ReadOnly.Platform == nil {
+			continue
+		}
+		p := inst.ReadOnly.Platform.OS + "/" + inst.ReadOnly.Platform.Architecture
+		if inst.ReadOnly.Platform.Variant != "" {
+			p += "/" + inst.ReadOnly.Platform.Variant
+		}
+		have = append(have, p)
+	}
+	if platform == "" {
+		platform = HostPlatform
+	}
+	return fmt.Errorf("the image has no %s image (it has %s)", platform, strings.Join(have, ", "))
 }
