@@ -321,3 +321,10 @@ func ExamplePlatforms() {
 	_, err := builder.Build(context.Background(), img, builder.Platforms("linux/arm64"), builder.WithTag("app:arm64"))
 	_ = err
 }
+
+// Platform tells a rootfs archive's platform; the chain on it is built for
+// that platform (Dockerfile's FROM --platform).
+func ExamplePlatform() {
+	img := builder.FromArchive("./rootfs-arm64.tar", builder.Platform("linux/arm64")).RunCommands([]string{"uname -m"})
+	_ = img
+}

@@ -122,30 +122,40 @@ func FromRegistry(ref string, opts ...BaseOption) Image {
 	b.Auth = bo.auth
 	_, err := runners.ParseRegistryRef(ref)
 	if err == nil {
-		err = bo.check("FromRegistry", "WithRegistryAuth", "AddPython")
+		err = bo.check("FromRegistry", "WithRegistryAuth", "AddPython", "Platform")
 	}
-	return newBase("FromRegistry", b, err).addPython(bo.addPython)
+	return bo.withPlatform(newBase("FromRegistry", b, err)).addPython(bo.addPython)
 }
 
 // FromArchive starts from an archive file: a rootfs tarball (plain, gzip,
 // bzip2, xz or zstd), an oci-archive or a docker-archive. Its cache key is the
-// SHA-256 of the file.
-func FromArchive(path string) Image {
-	var err error
+// SHA-256 of the file. Platform(p) says which platform a rootfs tarball is
+// for (the chain is then built for it).
+func FromArchive(path string, opts ...BaseOption) Image {
+	var bo baseOptions
+	for _, o := range opts {
+		o.applyBase(&bo)
+	}
+	err := bo.check("FromArchive", "Platform")
 	if path == "" {
 		err = errors.New("archive path is empty")
 	}
-	return newBase("FromArchive", runners.Base{Kind: runners.BaseArchive, Ref: path}, err)
+	return bo.withPlatform(newBase("FromArchive", runners.Base{Kind: runners.BaseArchive, Ref: path}, err))
 }
 
 // FromOCILayout starts from an image in an OCI image layout directory. Name
-// one image of several as "dir:tag".
-func FromOCILayout(dir string) Image {
-	var err error
+// one image of several as "dir:tag". Platform(p) takes that platform's
+// image of an index.
+func FromOCILayout(dir string, opts ...BaseOption) Image {
+	var bo baseOptions
+	for _, o := range opts {
+		o.applyBase(&bo)
+	}
+	err := bo.check("FromOCILayout", "Platform")
 	if dir == "" {
 		err = errors.New("layout directory is empty")
 	}
-	return newBase("FromOCILayout", runners.Base{Kind: runners.BaseOCILayout, Ref: dir}, err)
+	return bo.withPlatform(newBase("FromOCILayout", runners.Base{Kind: runners.BaseOCILayout, Ref: dir}, err))
 }
 
 // FromID starts from an image already in the store, by ID or name.

@@ -546,3 +546,26 @@ func TestPlatformsKeys(t *testing.T) {
 		t.Errorf("the same keys for the host and linux/arm64: %q %q", host, arm)
 	}
 }
+
+// TestPlatformBaseOption: Platform applies to the bases that can say or be
+// told a platform, and is an error naming it elsewhere.
+func TestPlatformBaseOption(t *testing.T) {
+	for name, img := range map[string]Image{
+		"FromRegistry":  FromRegistry("debian:bookworm", Platform("linux/arm64")),
+		"FromArchive":   FromArchive("/x.tar", Platform("linux/arm64")),
+		"FromOCILayout": FromOCILayout("/layout", Platform("arm64")),
+	} {
+		if err := img.Err(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if b := img.root().base; !b.platformSet || b.platform != "linux/arm64" {
+			t.Errorf("%s: platform %v %q", name, b.platformSet, b.platform)
+		}
+	}
+	if err := DebianSlim("3.11", Platform("linux/arm64")).Err(); err == nil || !strings.Contains(err.Error(), "option Platform does not apply to DebianSlim") {
+		t.Errorf("DebianSlim: %v", err)
+	}
+	if err := FromArchive("/x.tar", Platform("not//a platform")).Err(); err == nil {
+		t.Error("a malformed platform accepted")
+	}
+}

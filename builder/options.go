@@ -258,6 +258,9 @@ type baseOptions struct {
 
 	exchange  cloudauth.Exchanger // FromAWSECR, FromGCPArtifactRegistry
 	addPython string              // registry bases
+
+	platformSet bool   // Platform
+	platform    string // "" the host's
 }
 
 // named records that the option name was given.
@@ -279,6 +282,34 @@ func (o *baseOptions) check(method string, allowed ...string) error {
 }
 
 type baseOption func(*baseOptions)
+
+// Platform builds the chain that starts from this base for platform p
+// ("linux/arm64"), whatever the build's Platforms are (Dockerfile's FROM
+// --platform): the platform's image of a registry index or OCI layout,
+// or the platform a rootfs archive is for (an archive cannot say). It
+// applies to FromRegistry, FromArchive and FromOCILayout.
+func Platform(p string) BaseOption {
+	return baseOption(func(o *baseOptions) {
+		o.named("Platform")
+		n, err := normalizePlatform(p)
+		if err != nil {
+			o.err = fmt.Errorf("Platform: %w", err)
+			return
+		}
+		if n == hostPlatform() {
+			n = ""
+		}
+		o.platformSet, o.platform = true, n
+	})
+}
+
+// withPlatform applies a Platform option to the base of img.
+func (o *baseOptions) withPlatform(img Image) Image {
+	if o.platformSet && img.n != nil && img.n.base != nil {
+		img.n.base.platformSet, img.n.base.platform = true, o.platform
+	}
+	return img
+}
 
 func (f baseOption) applyBase(o *baseOptions) { f(o) }
 

@@ -63,6 +63,15 @@ func TestForeignPlatform(t *testing.T) {
 		t.Errorf("rebuild: %s, want CC", f)
 	}
 
+	// The platform told to the base instead of the build: the same.
+	told, err := s.Build(ctx, builder.FromArchive(tarPath, builder.Platform("linux/arm64")).RunCommands([]string{"uname -m > /m"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if told.ImageID != res.ImageID {
+		t.Errorf("FromArchive(..., Platform(linux/arm64)) built %s, Platforms(linux/arm64) %s", told.ImageID, res.ImageID)
+	}
+
 	// A Dockerfile: the automatic platform arguments.
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "Dockerfile"), "FROM base\nARG TARGETARCH\nARG BUILDARCH\nARG TARGETPLATFORM\nRUN echo $TARGETPLATFORM $TARGETARCH $BUILDARCH $(uname -m) > /args\n")
