@@ -2,8 +2,10 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -36,8 +38,8 @@ func normalizePlatform(p string) (string, error) {
 // platform enters every step's key, so runners of several architectures
 // can share one cache. With one platform the result is that platform's
 // image; with several, an image index (an OCI index, or a Docker manifest
-// list in the docker Format) of one image per platform, built one after
-// another: WithTag names the index in the store (a manifest list, as
+// list in the docker Format) of one image per platform, built as many at
+// once as there are cores: WithTag names the index in the store (a manifest list, as
 // buildah manifest makes), ExportTo and Push write the index with every
 // image (docker-archive: cannot hold one), and Result.Platforms gives each
 // platform's image and steps.
@@ -75,12 +77,18 @@ type PlatformResult struct {
 	Steps []StepResult
 }
 
-// buildPlatforms builds img once per platform of bo, one after another,
-// then makes the index of their images, names it and writes it out.
+// buildPlatforms builds img once per platform of bo, as many at once as
+// the machine has cores (the steps of one platform are independent of
+// another's; a step both share, with one key, runs once), then makes the
+// index of their images, names it and writes it out.
 func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions, tags []string) (*Result, error) {
-	res := &Result{}
-	var ids []string
-	for _, p := range bo.platforms {
+	res := &Result{Platforms: make([]PlatformResult, len(bo.platforms))}
+	errs := make([]error, len(bo.platforms))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, max(1, runtime.NumCPU()))
+	var wg sync.WaitGroup
+	for i, p := range bo.platforms {
 		one := bo
 		one.platform, one.platforms, one.tags, one.exports = p, nil, nil, nil
 		name := p
@@ -90,12 +98,32 @@ func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions
 		if bo.output != nil {
 			one.output = &prefixWriter{w: bo.output, prefix: "[" + name + "] "}
 		}
-		r, err := s.build(ctx, img, one)
-		if err != nil {
-			return nil, fmt.Errorf("[%s] %w", name, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r, err := s.build(ctx, img, one)
+			if err != nil {
+				errs[i] = fmt.Errorf("[%s] %w", name, err)
+				cancel() // the others stop: the index cannot be made
+				return
+			}
+			res.Platforms[i] = PlatformResult{Platform: name, ImageID: r.ImageID, ManifestDigest: r.ManifestDigest, Steps: r.Steps}
+		}()
+	}
+	wg.Wait()
+	var ids []string
+	for i := range bo.platforms {
+		if errs[i] != nil && !errors.Is(errs[i], context.Canceled) {
+			return nil, errs[i]
 		}
-		res.Platforms = append(res.Platforms, PlatformResult{Platform: name, ImageID: r.ImageID, ManifestDigest: r.ManifestDigest, Steps: r.Steps})
-		ids = append(ids, r.ImageID)
+	}
+	for i := range bo.platforms {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		ids = append(ids, res.Platforms[i].ImageID)
 	}
 	id, d, err := s.rt.Index(ctx, ids, tags, bo.format == "docker")
 	if err != nil {
