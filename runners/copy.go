@@ -399,15 +399,14 @@ func privateCopies(ms []Mount) (func(), error) {
 		if err != nil {
 			return cleanup, fmt.Errorf("bind mount %s: %w", m.Dest, err)
 		}
-		from, to := m.Src, filepath.Join(dir, "copy")
+		to := filepath.Join(dir, "copy")
 		if st.IsDir() {
-			from += "/."
 			if err := os.Mkdir(to, st.Mode().Perm()); err != nil {
 				return cleanup, err
 			}
 		}
-		if out, err := exec.Command("cp", "-a", from, to).CombinedOutput(); err != nil {
-			return cleanup, fmt.Errorf("bind mount %s,rw: copying %s: %v: %s", m.Dest, m.Src, err, bytes.TrimSpace(out))
+		if err := copyAll(m.Src, to); err != nil {
+			return cleanup, fmt.Errorf("bind mount %s,rw: %w", m.Dest, err)
 		}
 		m.Src, m.Writable = to, true
 	}
@@ -427,15 +426,22 @@ func (r *Runtime) CopyFromImage(imageID, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	st, err := os.Stat(from)
-	if err != nil {
+	if _, err := os.Stat(from); err != nil {
 		return fmt.Errorf("%s in image %s: %w", src, shortID(imageID), err)
 	}
-	if st.IsDir() {
-		from += "/."
+	return copyAll(from, dst)
+}
+
+// copyAll copies from, owners, modes and times kept, to to: a directory's
+// contents into the existing directory to, a file to the path to (or into
+// it, when it is a directory).
+func copyAll(from, to string) error {
+	src := from
+	if st, err := os.Stat(from); err == nil && st.IsDir() {
+		src += "/."
 	}
-	if out, err := exec.Command("cp", "-a", from, dst).CombinedOutput(); err != nil {
-		return fmt.Errorf("copying %s: %v: %s", src, err, bytes.TrimSpace(out))
+	if out, err := exec.Command("cp", "-a", src, to).CombinedOutput(); err != nil {
+		return fmt.Errorf("copying %s: %v: %s", from, err, bytes.TrimSpace(out))
 	}
 	return nil
 }
