@@ -84,10 +84,11 @@ func Open(ctx context.Context, opts ...Option) (*Session, error) {
 		force = ReasonForcedEnv
 	}
 	return &Session{
-		force:     force,
-		rt:        rt,
-		cache:     c,
-		resolver:  &runners.Resolver{Store: rt.Store(), SystemContext: rt.SystemContext(), PullPolicy: so.cfg.PullPolicy},
+		force: force,
+		rt:    rt,
+		cache: c,
+		resolver: &runners.Resolver{Store: rt.Store(), SystemContext: rt.SystemContext(), PullPolicy: so.cfg.PullPolicy,
+			DigestFile: filepath.Join(rt.Store().GraphRoot(), "strata-archive-digests.json")},
 		sde:       sde,
 		mountRoot: so.mountRoot,
 		cleanup:   so.cleanup,

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	godigest "github.com/opencontainers/go-digest"
 	"go.podman.io/buildah"
@@ -78,6 +80,10 @@ type Resolver struct {
 	Store storage.Store
 	// SystemContext is used for registry lookups; may be nil.
 	SystemContext *types.SystemContext
+	// DigestFile, when set, keeps archive bases' digests between
+	// processes (a JSON file, usually in the store's graph root), so a
+	// large archive is hashed once, not by every strata build.
+	DigestFile string
 	// PullPolicy says when a registry base's tag is resolved at the
 	// registry: "" or "always" (at every build), "missing" (only when the
 	// store holds no image of that name), "never" (the store's image of
@@ -129,24 +135,82 @@ func (r *Resolver) archiveDigest(p string) (string, error) {
 		return "", fmt.Errorf("base archive %s is not a regular file", p)
 	}
 	abs, _ := filepath.Abs(p)
-	memoKey := fmt.Sprintf("%s\x00%d\x00%d", abs, st.Size(), st.ModTime().UnixNano())
+	memoKey := statKey(abs, st)
 	r.mu.Lock()
-	d, ok := r.memo[memoKey]
-	r.mu.Unlock()
-	if ok {
+	defer r.mu.Unlock()
+	if r.memo == nil {
+		r.memo = readDigestFile(r.DigestFile)
+	}
+	if d, ok := r.memo[memoKey]; ok {
 		return d, nil
 	}
-	d, err = mount.FileDigest(p)
+	d, err := mount.FileDigest(p)
 	if err != nil {
 		return "", fmt.Errorf("base archive: %w", err)
 	}
-	r.mu.Lock()
-	if r.memo == nil {
-		r.memo = map[string]string{}
-	}
 	r.memo[memoKey] = d
-	r.mu.Unlock()
+	// Kept for the next process only when the file has not changed in
+	// the last second: a write in the same instant as the hashing could
+	// otherwise leave its old digest under its new times.
+	if time.Since(changeTime(st)) > time.Second {
+		writeDigestFile(r.DigestFile, abs, memoKey, d)
+	}
 	return d, nil
+}
+
+// statKey identifies a file's content by its path, device, inode, size,
+// modification and change times, as git's index does.
+func statKey(abs string, st os.FileInfo) string {
+	var dev, ino uint64
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		dev, ino = uint64(s.Dev), s.Ino
+	}
+	return fmt.Sprintf("%s\x00%d\x00%d\x00%d\x00%d\x00%d", abs, dev, ino, st.Size(), st.ModTime().UnixNano(), changeTime(st).UnixNano())
+}
+
+func changeTime(st os.FileInfo) time.Time {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return time.Unix(int64(s.Ctim.Sec), int64(s.Ctim.Nsec))
+	}
+	return st.ModTime()
+}
+
+// readDigestFile reads the digests DigestFile keeps (none when it is
+// unset, missing or unreadable: they are only a shortcut).
+func readDigestFile(path string) map[string]string {
+	m := map[string]string{}
+	if path == "" {
+		return m
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		_ = json.Unmarshal(b, &m)
+	}
+	return m
+}
+
+// writeDigestFile adds key's digest to DigestFile, dropping the entries
+// of abs under older stats; written to a temporary file and renamed, so a
+// reader never sees half of it (a concurrent writer's entry may be lost,
+// and is then hashed again).
+func writeDigestFile(path, abs, key, digest string) {
+	if path == "" {
+		return
+	}
+	m := readDigestFile(path)
+	for k := range m {
+		if strings.HasPrefix(k, abs+"\x00") {
+			delete(m, k)
+		}
+	}
+	m[key] = digest
+	b, err := json.Marshal(m)
+	if err != nil {
+		return
+	}
+	tmp := fmt.Sprintf("%s.tmp%d", path, os.Getpid())
+	if os.WriteFile(tmp, b, 0o600) == nil && os.Rename(tmp, path) != nil {
+		_ = os.Remove(tmp)
+	}
 }
 
 // ParseRegistryRef validates a registry reference and returns it normalized

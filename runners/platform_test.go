@@ -1,10 +1,12 @@
 package runners
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCheckEmulator: the host's architecture needs nothing; another needs
@@ -42,5 +44,41 @@ func TestCheckEmulator(t *testing.T) {
 	}
 	if err := checkEmulator("linux/vax"); err == nil {
 		t.Error("an architecture with no known emulator passed")
+	}
+}
+
+// TestArchiveDigestKeptBetweenProcesses: an archive base's digest is read
+// from the digest file by a new resolver (another process) while the file
+// is unchanged, and hashed again once it changes.
+func TestArchiveDigestKeptBetweenProcesses(t *testing.T) {
+	dir := t.TempDir()
+	arch := filepath.Join(dir, "base.tar")
+	if err := os.WriteFile(arch, []byte("first content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(arch, old, old)
+	time.Sleep(1100 * time.Millisecond) // its change time is then over a second old
+	df := filepath.Join(dir, "digests.json")
+	first, err := (&Resolver{DigestFile: df}).Resolve(context.Background(), Base{Kind: BaseArchive, Ref: arch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Poison the kept entry: a new resolver must take it without hashing.
+	b, _ := os.ReadFile(df)
+	if !strings.Contains(string(b), first) {
+		t.Fatalf("the digest file does not hold %s: %s", first, b)
+	}
+	os.WriteFile(df, []byte(strings.ReplaceAll(string(b), first, "sha256:kept")), 0o600)
+	if d, _ := (&Resolver{DigestFile: df}).Resolve(context.Background(), Base{Kind: BaseArchive, Ref: arch}); d != "sha256:kept" {
+		t.Errorf("a new resolver hashed again (%s) instead of reading the kept digest", d)
+	}
+	// A change (same size, new content): hashed again.
+	if err := os.WriteFile(arch, []byte("other content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := (&Resolver{DigestFile: df}).Resolve(context.Background(), Base{Kind: BaseArchive, Ref: arch})
+	if err != nil || d == "sha256:kept" || d == first {
+		t.Errorf("after a change: %s, %v", d, err)
 	}
 }
