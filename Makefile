@@ -155,10 +155,17 @@ demo:
 	@cmd='cd $(WORK) && ./bench -make-base $(WORK)/busybox.tar && ./demo -base $(WORK)/busybox.tar -app $(WORK)/app && echo "--- again, unchanged:" && ./demo -base $(WORK)/busybox.tar -app $(WORK)/app'; \
 	if [ "$$(id -u)" = 0 ]; then su $(TEST_USER) -c "$$cmd"; else bash -c "$$cmd"; fi
 
+# Command against command first (strata build, buildah bud --layers and,
+# after make buildkit-tools, BuildKit's buildctl: a process per build, fresh
+# stores, BENCH_ROUNDS rounds interleaved, medians with their range), then
+# the library-session figures.
+BENCH_ROUNDS ?= 3
 bench:
 	@mkdir -p $(WORK) && chmod 1777 $(WORK)
 	$(GO) build -tags '$(TAGS)' -o $(WORK)/bench ./cmd/strata-bench
-	@cmd='cd $(WORK) && ./bench -work $(WORK)/bench-run'; \
+	$(GO) build -tags '$(TAGS)' -o $(WORK)/strata ./cmd/strata
+	$(GO) build -tags '$(TAGS)' -o $(WORK)/compare ./cmd/strata-compare
+	@cmd='cd $(WORK) && ./bench -peers -compare $(WORK)/compare -cli $(WORK)/strata -tools $(BUILDKIT_TOOLS) -rounds $(BENCH_ROUNDS) -work $(WORK)/bench-peers && ./bench -work $(WORK)/bench-run'; \
 	if [ "$$(id -u)" = 0 ]; then su $(TEST_USER) -c "$$cmd"; else bash -c "$$cmd"; fi
 
 # strata and `buildah bud --layers` build the same Dockerfile; their root

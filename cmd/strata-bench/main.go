@@ -29,9 +29,23 @@ func main() {
 	}
 	makeBase := flag.String("make-base", "", "only write a busybox rootfs tarball to this path and exit")
 	work := flag.String("work", "/tmp/strata-bench", "scratch directory (emptied first)")
+	peers := flag.Bool("peers", false, "time strata build against buildah bud and BuildKit's buildctl, command against command (needs -compare and -cli)")
+	compare := flag.String("compare", "", "the strata-compare binary (-peers)")
+	cli := flag.String("cli", "", "the strata binary (-peers)")
+	tools := flag.String("tools", "", "the directory of buildkitd, buildctl and rootlesskit (-peers; make buildkit-tools)")
+	rounds := flag.Int("rounds", 3, "rounds of every case (-peers)")
 	flag.Parse()
 	if *makeBase != "" {
 		if err := rootfs.WriteBusyboxFile(*makeBase); err != nil {
+			fail(err)
+		}
+		return
+	}
+	if *peers {
+		if *compare == "" || *cli == "" {
+			fail(fmt.Errorf("-peers needs -compare and -cli"))
+		}
+		if err := runPeers(*work, *compare, *cli, *tools, *rounds); err != nil {
 			fail(err)
 		}
 		return

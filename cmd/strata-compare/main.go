@@ -509,7 +509,7 @@ func report(w io.Writer, o outcome, ref string, verbose, edit bool) {
 	if o.strataErr == nil && o.refErr == nil {
 		fmt.Fprintf(w, "   %-22s %9s %9s %7s\n", "time", "strata", ref, "ratio")
 		row := func(name string, s, b time.Duration) {
-			fmt.Fprintf(w, "   %-22s %8.2fs %8.2fs %6.2fx\n", name, s.Seconds(), b.Seconds(), b.Seconds()/s.Seconds())
+			fmt.Fprintf(w, "   %-22s %8.3fs %8.3fs %6.2fx\n", name, s.Seconds(), b.Seconds(), b.Seconds()/s.Seconds())
 		}
 		row("cold build", o.strata.cold, o.ref.cold)
 		row("no-change rebuild", o.strata.warm, o.ref.warm)
