@@ -21,6 +21,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
@@ -605,6 +606,11 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		bopts = append(bopts, builder.CacheAuth(builder.SecretFromEnv("REGISTRY_USERNAME", "REGISTRY_PASSWORD")))
 	}
 	if platform != "" {
+		for _, p := range strings.Split(platform, ",") {
+			if _, err := platforms.Parse(p); err != nil {
+				return usagef("--platform %s: %v", p, err)
+			}
+		}
 		bopts = append(bopts, builder.Platforms(strings.Split(platform, ",")...))
 	}
 	switch format {

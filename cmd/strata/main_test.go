@@ -74,6 +74,7 @@ func TestUsageErrors(t *testing.T) {
 		{"build", "--ssh", "deploy=/nonexistent/agent.sock", "."},
 		{"build", "--annotation", "index:a=b", "."},
 		{"build", "--annotation", "novalue", "."},
+		{"build", "--platform", "linux/arm64,not/a/platform/really", "."},
 		{"cache"},
 		{"cache", "prune"},
 		{"cache", "prune", "--max-size", "lots"},
