@@ -64,7 +64,7 @@ func (p *dfParser) sources(sd instructions.SourcesAndDest, cp *Copy, st *Stage, 
 			continue
 		}
 		if add && (strings.HasPrefix(s, "git@") || strings.HasSuffix(s, ".git") && strings.Contains(s, "://")) {
-			return p.errAt(loc, s, "ADD %s: git sources are %w", s, ErrUnsupported)
+			return p.errAt(loc, s, "ADD %s: git sources are %w (clone it in a RUN, with --mount=type=ssh for a private repository, or COPY a checkout)", s, ErrUnsupported)
 		}
 		local := cp.FromStage == nil && cp.FromContext == "" && cp.FromImage == ""
 		if local {

@@ -1,0 +1,2 @@
+FROM busybox
+ADD https://example.com/team/repo.git /src
