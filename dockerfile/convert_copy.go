@@ -59,12 +59,14 @@ func (p *dfParser) sources(sd instructions.SourcesAndDest, cp *Copy, st *Stage, 
 	}
 	cp.Dest = dest
 	for _, s := range sd.SourcePaths {
+		// A URL ending in .git is a git repository to BuildKit, not a
+		// file to download.
+		if add && (strings.HasPrefix(s, "git@") || strings.HasSuffix(s, ".git") && strings.Contains(s, "://")) {
+			return p.errAt(loc, s, "ADD %s: git sources are %w (clone it in a RUN, with --mount=type=ssh for a private repository, or COPY a checkout)", s, ErrUnsupported)
+		}
 		if add && isURL(s) {
 			cp.Sources = append(cp.Sources, s)
 			continue
-		}
-		if add && (strings.HasPrefix(s, "git@") || strings.HasSuffix(s, ".git") && strings.Contains(s, "://")) {
-			return p.errAt(loc, s, "ADD %s: git sources are %w (clone it in a RUN, with --mount=type=ssh for a private repository, or COPY a checkout)", s, ErrUnsupported)
 		}
 		local := cp.FromStage == nil && cp.FromContext == "" && cp.FromImage == ""
 		if local {
