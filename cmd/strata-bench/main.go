@@ -34,6 +34,7 @@ func main() {
 	cli := flag.String("cli", "", "the strata binary (-peers)")
 	tools := flag.String("tools", "", "the directory of buildkitd, buildctl and rootlesskit (-peers; make buildkit-tools)")
 	rounds := flag.Int("rounds", 3, "rounds of every case (-peers)")
+	minbase := flag.String("minbase", "/var/tmp/strata-test-cache/minbase-bookworm-v2.tar", "the Debian minbase archive for the apt case (-peers)")
 	flag.Parse()
 	if *makeBase != "" {
 		if err := rootfs.WriteBusyboxFile(*makeBase); err != nil {
@@ -45,7 +46,7 @@ func main() {
 		if *compare == "" || *cli == "" {
 			fail(fmt.Errorf("-peers needs -compare and -cli"))
 		}
-		if err := runPeers(*work, *compare, *cli, *tools, *rounds); err != nil {
+		if err := runPeers(*work, *compare, *cli, *tools, *minbase, *rounds); err != nil {
 			fail(err)
 		}
 		return

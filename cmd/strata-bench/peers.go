@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // peerCase is a Dockerfile timed command against command: strata build,
@@ -19,6 +20,8 @@ import (
 type peerCase struct {
 	name  string
 	write func(dir string) (edit string, err error)
+	// minbase: FROM minbase is the Debian minbase archive (-minbase)
+	minbase bool
 }
 
 var peerCases = []peerCase{
@@ -35,7 +38,7 @@ var peerCases = []peerCase{
 			return "", err
 		}
 		return "app/data.txt", os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile("busybox")), 0o644)
-	}},
+	}, false},
 	{"b: COPY of 20,000 files + 2 RUN", func(dir string) (string, error) {
 		for d := 0; d < 100; d++ {
 			sub := filepath.Join(dir, "tree", fmt.Sprintf("d%02d", d))
@@ -50,12 +53,47 @@ var peerCases = []peerCase{
 		}
 		df := "FROM busybox\nCOPY tree /tree\nRUN find /tree -type f | wc -l > /count\nRUN du -s /tree > /du\n"
 		return "tree/d07/f042", os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644)
-	}},
+	}, false},
+	{"c: apt-get install on minbase", func(dir string) (string, error) {
+		if err := os.WriteFile(filepath.Join(dir, "app.txt"), []byte("app\n"), 0o644); err != nil {
+			return "", err
+		}
+		// The mirror serves a dated snapshot whose Release files have
+		// expired (as in TestMinbaseAptInstall).
+		df := "FROM minbase\n" +
+			"RUN apt-get -o Acquire::Check-Valid-Until=false -o Acquire::Check-Date=false update -q && " +
+			"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends hello && " +
+			// apt's dated logs and caches differ from build to build.
+			"rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log\n" +
+			"COPY app.txt /app.txt\nRUN hello > /greeting\n"
+		return "app.txt", os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644)
+	}, true},
+}
+
+// floorTarCopy times `tar -c | tar -x` of case b's tree, the floor of
+// writing its files once.
+func floorTarCopy(work string) (float64, error) {
+	src := filepath.Join(work, "floor-src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return 0, err
+	}
+	if _, err := peerCases[1].write(src); err != nil {
+		return 0, err
+	}
+	dst := filepath.Join(work, "floor-dst")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if out, err := exec.Command("sh", "-c", "tar -C "+src+"/tree -cf - . | tar -C "+dst+" -xf -").CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("tar | tar: %v: %s", err, out)
+	}
+	return time.Since(start).Seconds(), nil
 }
 
 // runPeers times every case against each reference, interleaved, rounds
 // times, and prints medians with their range and the ratios.
-func runPeers(work, compare, cli, tools string, rounds int) error {
+func runPeers(work, compare, cli, tools, minbase string, rounds int) error {
 	refs := []string{"buildah"}
 	if _, err := os.Stat(filepath.Join(tools, "buildkitd")); err == nil {
 		refs = append(refs, "buildkit")
@@ -74,8 +112,23 @@ func runPeers(work, compare, cli, tools string, rounds int) error {
 		}
 		samples[c][metric][tool] = append(samples[c][metric][tool], v)
 	}
+	haveMinbase := false
+	if st, err := os.Stat(minbase); err == nil && st.Size() > 0 {
+		haveMinbase = true
+	} else {
+		fmt.Printf("(no minbase case: %s is missing; the integration tests make it with mmdebstrap)\n", minbase)
+	}
+	var floors []float64
 	for r := 1; r <= rounds; r++ {
+		f, err := floorTarCopy(filepath.Join(work, fmt.Sprintf("floor%d", r)))
+		if err != nil {
+			return err
+		}
+		floors = append(floors, f)
 		for ci, pc := range peerCases {
+			if pc.minbase && !haveMinbase {
+				continue
+			}
 			for _, ref := range refs {
 				dir := filepath.Join(work, fmt.Sprintf("r%d-c%d-%s", r, ci, ref))
 				ctx := filepath.Join(dir, "context")
@@ -86,8 +139,12 @@ func runPeers(work, compare, cli, tools string, rounds int) error {
 				if err != nil {
 					return err
 				}
-				cmd := exec.Command(compare, "-ref", ref, "-tools", tools, "-cli", cli, "-work", filepath.Join(dir, "compare"),
-					"-dockerfile", filepath.Join(ctx, "Dockerfile"), "-context", ctx, "-edit", edit)
+				args := []string{"-ref", ref, "-tools", tools, "-cli", cli, "-work", filepath.Join(dir, "compare"),
+					"-dockerfile", filepath.Join(ctx, "Dockerfile"), "-context", ctx, "-edit", edit}
+				if pc.minbase {
+					args = append(args, "-base", "minbase="+minbase)
+				}
+				cmd := exec.Command(compare, args...)
 				var out bytes.Buffer
 				cmd.Stdout, cmd.Stderr = &out, &out
 				if err := cmd.Run(); err != nil {
@@ -131,6 +188,9 @@ func runPeers(work, compare, cli, tools string, rounds int) error {
 	}
 	fmt.Println()
 	for _, pc := range peerCases {
+		if samples[pc.name] == nil {
+			continue
+		}
 		for _, metric := range []string{"cold", "no-change", "edit"} {
 			m := samples[pc.name][metric]
 			fmt.Printf("%-34s %-9s %-22s", pc.name, metric, spread(m["strata"]))
@@ -141,6 +201,7 @@ func runPeers(work, compare, cli, tools string, rounds int) error {
 		}
 	}
 	fmt.Println("(ratio = the peer's median / strata's; above 1 means strata is faster)")
+	fmt.Printf("floor: tar -c | tar -x of case b's 20,000 files: %s s\n", spread(floors))
 	_ = exec.Command("rm", "-rf", work).Run()
 	return nil
 }
