@@ -7,7 +7,6 @@ import (
 	"io"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/containerd/platforms"
@@ -175,9 +174,6 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 
 // archOf is the architecture of an "os/arch[/variant]" platform.
 func archOf(platform string) string {
-	parts := strings.Split(platform, "/")
-	if len(parts) < 2 {
-		return ""
-	}
-	return parts[1]
+	_, arch, _ := runners.SplitPlatform(platform)
+	return arch
 }

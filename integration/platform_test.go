@@ -19,6 +19,18 @@ import (
 // arm64Busybox is Debian's static arm64 busybox, which make setup unpacks.
 const arm64Busybox = "/var/lib/strata-test-fixtures/arm64/bin/busybox"
 
+// requireArm64 skips the test, saying why, unless Debian's arm64 busybox
+// and the qemu-aarch64 emulator are there (make setup provides both).
+func requireArm64(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(arm64Busybox); err != nil {
+		t.Skipf("no arm64 busybox (make setup unpacks Debian's busybox-static:arm64 into %s)", arm64Busybox)
+	}
+	if _, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-aarch64"); err != nil {
+		t.Skip("qemu-aarch64 is not registered with binfmt_misc (make setup installs qemu-user-static)")
+	}
+}
+
 // TestForeignPlatform: Platforms("linux/arm64") on an amd64 host runs the
 // steps of an arm64 busybox through qemu-user-static (rootless): uname -m
 // says aarch64, the config says arm64, TARGETARCH and BUILDARCH are
@@ -26,12 +38,7 @@ const arm64Busybox = "/var/lib/strata-test-fixtures/arm64/bin/busybox"
 // key than the host's build of the same step.
 func TestForeignPlatform(t *testing.T) {
 	requireRootless(t)
-	if _, err := os.Stat(arm64Busybox); err != nil {
-		t.Skipf("no arm64 busybox (make setup unpacks Debian's busybox-static:arm64 into %s)", arm64Busybox)
-	}
-	if _, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-aarch64"); err != nil {
-		t.Skip("qemu-aarch64 is not registered with binfmt_misc (make setup installs qemu-user-static)")
-	}
+	requireArm64(t)
 	ctx := context.Background()
 	s := openSession(t)
 	tarPath := filepath.Join(t.TempDir(), "busybox-arm64.tar")
@@ -219,12 +226,7 @@ func TestMultiPlatformIndex(t *testing.T) {
 // commands, and returns the index's reference.
 func multiPlatformBusybox(t *testing.T, reg string) string {
 	t.Helper()
-	if _, err := os.Stat(arm64Busybox); err != nil {
-		t.Skipf("no arm64 busybox (make setup unpacks Debian's busybox-static:arm64 into %s)", arm64Busybox)
-	}
-	if _, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-aarch64"); err != nil {
-		t.Skip("qemu-aarch64 is not registered with binfmt_misc (make setup installs qemu-user-static)")
-	}
+	requireArm64(t)
 	for _, tool := range []string{"buildah", "skopeo"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s is needed (make setup installs it)", tool)

@@ -287,14 +287,7 @@ func choosePlatform(sc *types.SystemContext, platform string) {
 	if platform == "" {
 		return
 	}
-	parts := strings.SplitN(platform, "/", 3)
-	sc.OSChoice = parts[0]
-	if len(parts) > 1 {
-		sc.ArchitectureChoice = parts[1]
-	}
-	if len(parts) > 2 {
-		sc.VariantChoice = parts[2]
-	}
+	sc.OSChoice, sc.ArchitectureChoice, sc.VariantChoice = SplitPlatform(platform)
 }
 
 // imageIsFor reports whether the stored image id is for platform ("" is

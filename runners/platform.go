@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/containerd/platforms"
+	"go.podman.io/buildah"
 )
 
 // HostPlatform is this machine's platform as images name it
@@ -24,6 +25,16 @@ var qemuNames = map[string]string{
 	"s390x": "s390x", "riscv64": "riscv64", "mips64le": "mips64el", "mips64": "mips64", "loong64": "loongarch64",
 }
 
+// SplitPlatform returns the parts of an "os/arch[/variant]" platform
+// (missing parts empty).
+func SplitPlatform(platform string) (osName, arch, variant string) {
+	parts := strings.SplitN(platform, "/", 3)
+	for len(parts) < 3 {
+		parts = append(parts, "")
+	}
+	return parts[0], parts[1], parts[2]
+}
+
 // checkEmulator returns an error that names the fix when steps for
 // platform ("os/arch[/variant]") cannot run here: another architecture
 // needs an emulator registered with binfmt_misc (qemu-user-static).
@@ -31,12 +42,12 @@ func checkEmulator(platform string) error {
 	if platform == "" {
 		return nil
 	}
-	arch := strings.Split(platform, "/")[1:]
-	host := strings.Split(HostPlatform, "/")
-	if len(arch) == 0 || len(host) < 2 || arch[0] == host[1] || host[1] == "amd64" && arch[0] == "386" {
+	_, arch, _ := SplitPlatform(platform)
+	_, host, _ := SplitPlatform(HostPlatform)
+	if arch == "" || arch == host || host == "amd64" && arch == "386" {
 		return nil
 	}
-	name, ok := qemuNames[arch[0]]
+	name, ok := qemuNames[arch]
 	if !ok {
 		return fmt.Errorf("no emulator is known for %s on this %s host", platform, HostPlatform)
 	}
@@ -45,7 +56,7 @@ func checkEmulator(platform string) error {
 	}
 	b, err := os.ReadFile(filepath.Join(binfmtDir, "qemu-"+name))
 	if err != nil {
-		return fmt.Errorf("steps for %s need an emulator and none is registered for %s: as root, apt-get install qemu-user-static binfmt-support (it registers qemu-%s)", platform, arch[0], name)
+		return fmt.Errorf("steps for %s need an emulator and none is registered for %s: as root, apt-get install qemu-user-static binfmt-support (it registers qemu-%s)", platform, arch, name)
 	}
 	if !strings.HasPrefix(string(b), "enabled") {
 		return fmt.Errorf("steps for %s need an emulator: qemu-%s is registered but disabled (as root: update-binfmts --enable qemu-%s)", platform, name, name)
@@ -54,19 +65,12 @@ func checkEmulator(platform string) error {
 }
 
 // setPlatform writes platform into the working container's config.
-func setPlatform(b interface {
-	SetOS(string)
-	SetArchitecture(string)
-	SetVariant(string)
-}, platform string) {
+func setPlatform(b *buildah.Builder, platform string) {
 	if platform == "" {
 		return
 	}
-	parts := strings.SplitN(platform, "/", 3)
-	for len(parts) < 3 {
-		parts = append(parts, "")
-	}
-	b.SetOS(parts[0])
-	b.SetArchitecture(parts[1])
-	b.SetVariant(parts[2])
+	osName, arch, variant := SplitPlatform(platform)
+	b.SetOS(osName)
+	b.SetArchitecture(arch)
+	b.SetVariant(variant)
 }
