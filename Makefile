@@ -22,7 +22,7 @@ WORK := /tmp/strata-make-$(shell id -u)
 UNIT_PKGS = $(shell $(GO) list -tags '$(TAGS)' ./... | grep -v /integration)
 APT_PACKAGES := runc uidmap libseccomp-dev busybox-static buildah docker-registry \
 	mmdebstrap gcc pkg-config ca-certificates git make skopeo podman openssh-client \
-	qemu-user-static binfmt-support
+	qemu-user-static binfmt-support arch-test
 
 .PHONY: setup build vet test unit integration bench demo clean gpu-e2e crash fuzz compare compare-buildah compare-golden buildkit-tools
 
@@ -108,7 +108,7 @@ unit:
 # without the race detector (it is several times faster). So do the tests
 # in SLOW_IT, whose time goes to apt, pip and registries in sequential
 # builds (under race they took 705 s, 306 s and 134 s of a 46-minute run).
-SLOW_IT := TestPythonAppOnDebianMirror|TestCacheMountsShared|TestAddPythonOnRegistryBase
+SLOW_IT := TestPythonAppOnDebianMirror|TestCacheMountsShared|TestAddPythonOnRegistryBase|TestDebianMirrorArm64
 NORACE_RUN ?= ^(TestCrashHarness|$(SLOW_IT))$$
 SIGNAL_RUN ?= ^TestSignals$$
 # The corpus built by strata and by buildah side by side is a comparison of

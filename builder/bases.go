@@ -53,18 +53,46 @@ var debianSuite = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 // build starts, so the base is made again only when the archive changed;
 // pin it with Snapshot for a base that never changes. Needs mmdebstrap on
 // the host.
+//
+// The base is made for the build's platform (Platforms): for another
+// architecture mmdebstrap installs that architecture's packages and runs
+// their scripts through the emulator (qemu-user-static, and Debian's
+// arch-test on the host). Arch, or Platform, pins the base and the chain
+// on it to one architecture whatever the build's platforms.
 func DebianMirror(suite string, opts ...BaseOption) Image {
 	var bo baseOptions
 	for _, o := range opts {
 		o.applyBase(&bo)
 	}
-	err := bo.check("DebianMirror", "Mirror", "Snapshot", "Include", "AptOptions")
+	err := bo.check("DebianMirror", "Mirror", "Snapshot", "Include", "AptOptions", "Arch", "Platform")
 	if err == nil {
 		err = checkDebian(suite, bo.debian)
 	}
+	if err == nil && bo.used["Arch"] && bo.used["Platform"] {
+		err = fmt.Errorf("DebianMirror: give Arch or Platform, not both")
+	}
 	d := bo.debian
 	d.Suite = suite
-	return newBase("DebianMirror", runners.Base{Kind: runners.BaseDebian, Ref: suite, Debian: &d}, err)
+	return bo.withPlatform(newBase("DebianMirror", runners.Base{Kind: runners.BaseDebian, Ref: suite, Debian: &d}, err))
+}
+
+// Arch makes a DebianMirror base for Debian architecture arch ("arm64",
+// "armhf", "amd64", ...) and builds the chain on it for the matching
+// platform ("linux/arm64", "linux/arm/v7", ...), as Platform does for
+// other bases.
+func Arch(arch string) BaseOption {
+	return baseOption(func(o *baseOptions) {
+		o.named("Arch")
+		p, err := runners.DebianPlatform(arch)
+		if err != nil {
+			o.err = fmt.Errorf("Arch: %w", err)
+			return
+		}
+		if p == hostPlatform() {
+			p = ""
+		}
+		o.platformSet, o.platform = true, p
+	})
 }
 
 func checkDebian(suite string, d runners.Debian) error {

@@ -516,6 +516,20 @@ func (pe *planEnv) dockerfileCommands(ctx context.Context, parent Image, d *dfDe
 	return img, img.Err()
 }
 
+// withBasePlatform returns img, a chain of only its base, with the base
+// built for platform p ("" the host's); img itself is left as it was (it
+// may be a named context other stages use too).
+func withBasePlatform(img Image, p string) Image {
+	root := img.root()
+	n := *root
+	if root.base != nil {
+		b := *root.base
+		n.base = &b
+	}
+	n.base.platformSet, n.base.platform = true, p
+	return Image{n: &n}
+}
+
 // stage returns the image of one stage, translating its base first.
 func (t *dfTranslator) stage(st *dockerfile.Stage) (Image, error) {
 	if img, ok := t.stages[st]; ok {
@@ -541,12 +555,10 @@ func (t *dfTranslator) stage(st *dockerfile.Stage) (Image, error) {
 			return Image{}, &dockerfile.Error{Pos: st.Pos, Err: err}
 		}
 	}
+	// FROM --platform=P (the build stage of a cross build): the stage's
+	// chain is built for P. On a stage, as BuildKit does, the flag is
+	// checked but the stage keeps the platform of the stage it starts from.
 	if st.Platform != "" {
-		// FROM --platform=P (the build stage of a cross build): the
-		// stage's chain is built for P.
-		if st.BaseStage != nil || st.BaseContext != "" {
-			return Image{}, &dockerfile.Error{Pos: st.Pos, Err: fmt.Errorf("FROM --platform=%s on a stage or named context: %w (give the platform to the stage it starts from)", st.Platform, dockerfile.ErrUnsupported)}
-		}
 		p, err := normalizePlatform(st.Platform)
 		if err != nil {
 			return Image{}, &dockerfile.Error{Pos: st.Pos, Err: err}
@@ -554,10 +566,18 @@ func (t *dfTranslator) stage(st *dockerfile.Stage) (Image, error) {
 		if p == hostPlatform() {
 			p = ""
 		}
-		if img.n == nil {
-			img = Image{n: img.root()} // scratch: a node of its own
+		switch {
+		case st.BaseStage != nil:
+		case st.BaseContext != "":
+			// A named context that is an image is taken for P; one with
+			// steps of its own is built for its own platform.
+			if img.n != nil && img.n.parent != nil {
+				return Image{}, &dockerfile.Error{Pos: st.Pos, Err: fmt.Errorf("FROM --platform=%s on the named context %q, which has steps of its own: %w (give the platform to the context's base)", st.Platform, st.BaseContext, dockerfile.ErrUnsupported)}
+			}
+			img = withBasePlatform(img, p)
+		default:
+			img = withBasePlatform(img, p)
 		}
-		img.n.base.platformSet, img.n.base.platform = true, p
 	}
 	for _, op := range st.Ops {
 		var err error

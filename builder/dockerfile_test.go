@@ -247,3 +247,50 @@ func TestDockerfileRefusesRunOnlyOptions(t *testing.T) {
 		t.Fatalf("GPU and WithSecrets on DockerfileCommands: %v", err)
 	}
 }
+
+// TestFromPlatformOnContextsAndStages: FROM --platform=P on a named context
+// that is an image builds it for P (and leaves the context as it was for
+// the other stages); on a stage, the stage keeps the platform of the stage
+// it starts from, as BuildKit does; on a context with steps it is refused.
+func TestFromPlatformOnContextsAndStages(t *testing.T) {
+	ctx := context.Background()
+	base := FromArchive(emptyRootfs(t))
+	dir := t.TempDir()
+	write := func(df string) string {
+		p := filepath.Join(dir, "Dockerfile")
+		if err := os.WriteFile(p, []byte(df), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	platformOf := func(p *Plan) string { return p.Steps[0].Spec.Options["platform"] }
+	p, err := FromDockerfile(write("FROM --platform=linux/arm64 base AS a\nRUN echo a > /a\nFROM base\nCOPY --from=a /a /a\n"), BuildContext("base", base)).Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := platformOf(p); got != hostPlatform() {
+		t.Errorf("the final stage on the context is for %s, want the host's", got)
+	}
+	var dep *Plan
+	for _, st := range p.Steps {
+		for _, d := range st.deps {
+			dep = d
+		}
+	}
+	if dep == nil || platformOf(dep) != "linux/arm64" {
+		t.Fatalf("the stage FROM --platform=linux/arm64 base is not for linux/arm64: %+v", dep)
+	}
+
+	arm, err := FromDockerfile(write("FROM --platform=linux/arm64 base AS a\nRUN echo a > /a\nFROM --platform=linux/amd64 a\nRUN echo b > /b\n"), BuildContext("base", base)).Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := platformOf(arm); got != "linux/arm64" {
+		t.Errorf("FROM --platform=linux/amd64 on an arm64 stage: %s, want linux/arm64 (the stage's)", got)
+	}
+
+	_, err = FromDockerfile(write("FROM --platform=linux/arm64 base\n"), BuildContext("base", base.RunCommands([]string{"true"}))).Plan(ctx)
+	if err == nil || !strings.Contains(err.Error(), `named context "base", which has steps of its own`) {
+		t.Errorf("FROM --platform on a context with steps: %v", err)
+	}
+}

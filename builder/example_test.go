@@ -322,6 +322,14 @@ func ExamplePlatforms() {
 	_ = err
 }
 
+// Arch makes a Debian base of another architecture (its package scripts
+// run through qemu-user-static); the chain on it is built for that
+// platform, linux/arm64 here.
+func ExampleArch() {
+	img := builder.DebianMirror("bookworm", builder.Arch("arm64")).RunCommands([]string{"dpkg --print-architecture > /arch"})
+	_ = img
+}
+
 // Platform tells a rootfs archive's platform; the chain on it is built for
 // that platform (Dockerfile's FROM --platform).
 func ExamplePlatform() {

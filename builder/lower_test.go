@@ -554,6 +554,8 @@ func TestPlatformBaseOption(t *testing.T) {
 		"FromRegistry":  FromRegistry("debian:bookworm", Platform("linux/arm64")),
 		"FromArchive":   FromArchive("/x.tar", Platform("linux/arm64")),
 		"FromOCILayout": FromOCILayout("/layout", Platform("arm64")),
+		"DebianMirror":  DebianMirror("bookworm", Platform("linux/arm64")),
+		"Arch":          DebianMirror("bookworm", Arch("arm64")),
 	} {
 		if err := img.Err(); err != nil {
 			t.Errorf("%s: %v", name, err)
@@ -567,5 +569,20 @@ func TestPlatformBaseOption(t *testing.T) {
 	}
 	if err := FromArchive("/x.tar", Platform("not//a platform")).Err(); err == nil {
 		t.Error("a malformed platform accepted")
+	}
+	if b := DebianMirror("bookworm", Arch("armhf")).root().base; b.platform != "linux/arm/v7" {
+		t.Errorf("Arch(armhf) is %q, want linux/arm/v7", b.platform)
+	}
+	for _, tc := range []struct {
+		img  Image
+		want string
+	}{
+		{DebianMirror("bookworm", Arch("aarch64")), `Arch: "aarch64" is not a Debian architecture (amd64, arm64, armel, armhf, i386, mips64el, ppc64el, riscv64, s390x)`},
+		{DebianMirror("bookworm", Arch("arm64"), Platform("linux/arm64")), "give Arch or Platform, not both"},
+		{FromArchive("/x.tar", Arch("arm64")), "option Arch does not apply to FromArchive"},
+	} {
+		if err := tc.img.Err(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("got %v, want %q", err, tc.want)
+		}
 	}
 }

@@ -286,8 +286,9 @@ type baseOption func(*baseOptions)
 // Platform builds the chain that starts from this base for platform p
 // ("linux/arm64"), whatever the build's Platforms are (Dockerfile's FROM
 // --platform): the platform's image of a registry index or OCI layout,
-// or the platform a rootfs archive is for (an archive cannot say). It
-// applies to FromRegistry, FromArchive and FromOCILayout.
+// or the platform a rootfs archive is for (an archive cannot say), or the
+// architecture DebianMirror bootstraps. It applies to FromRegistry,
+// FromArchive, FromOCILayout and DebianMirror.
 func Platform(p string) BaseOption {
 	return baseOption(func(o *baseOptions) {
 		o.named("Platform")

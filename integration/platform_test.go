@@ -317,8 +317,13 @@ func TestCrossBuildStage(t *testing.T) {
 FROM --platform=$BUILDPLATFORM $BASE AS build
 ARG TARGETARCH
 RUN echo "built on $(uname -m) for $TARGETARCH" > /out
+# On a stage, --platform is checked and the stage keeps its base stage's
+# platform (BuildKit's rule).
+FROM --platform=linux/arm64 build AS again
+RUN uname -m > /again
 FROM $BASE
 COPY --from=build /out /out
+COPY --from=again /again /again
 RUN uname -m > /m
 `)
 	s := openSession(t, builder.WithInsecureRegistries())
@@ -333,7 +338,56 @@ RUN uname -m > /m
 	if got := readFromImage(t, s, res.ImageID, "m"); got != "aarch64\n" {
 		t.Errorf("/m = %q", got)
 	}
+	if got := readFromImage(t, s, res.ImageID, "again"); got != "x86_64\n" {
+		t.Errorf("/again = %q, want x86_64 (the platform of the stage it starts from)", got)
+	}
 	if c := imageFull(t, s, res.ImageID); c.Architecture != "arm64" {
 		t.Errorf("the image says %s", c.Architecture)
+	}
+}
+
+// TestDebianMirrorArm64: a DebianMirror base built for linux/arm64 on this
+// amd64 host (mmdebstrap --arch=arm64, its package scripts run through
+// qemu-user-static, rootless): dpkg and uname in a step say arm64 and
+// aarch64, the base's own config says arm64, Arch("arm64") is the same
+// base as Platforms("linux/arm64"), and the rebuild is cached.
+func TestDebianMirrorArm64(t *testing.T) {
+	requireRootless(t)
+	requireMmdebstrap(t)
+	requireArm64(t)
+	if _, err := exec.LookPath("arch-test"); err != nil {
+		t.Skip("arch-test not installed (make setup installs it; mmdebstrap needs it for another architecture)")
+	}
+	ctx := context.Background()
+	s := openSession(t)
+	opts := []builder.BaseOption{builder.Mirror(debianMirror()),
+		builder.AptOptions(`Acquire::Check-Valid-Until "false"`, `Acquire::Check-Date "false"`)}
+	base, err := s.Build(ctx, builder.DebianMirror("bookworm", append(opts, builder.Arch("arm64"))...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := imageFull(t, s, base.ImageID); c.Architecture != "arm64" || c.OS != "linux" {
+		t.Errorf("the base's config is for %s/%s, want linux/arm64", c.OS, c.Architecture)
+	}
+	img := builder.DebianMirror("bookworm", opts...).RunCommands([]string{"dpkg --print-architecture > /arch && uname -m >> /arch"})
+	res, err := s.Build(ctx, img, builder.Platforms("linux/arm64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := cachedFlags(res); f != "CR" {
+		t.Errorf("Platforms(linux/arm64) after Arch(arm64): %s, want the base cached (CR)", f)
+	}
+	if got := readFromImage(t, s, res.ImageID, "arch"); got != "arm64\naarch64\n" {
+		t.Errorf("/arch = %q, want arm64 and aarch64", got)
+	}
+	if c := imageFull(t, s, res.ImageID); c.Architecture != "arm64" {
+		t.Errorf("config architecture %q", c.Architecture)
+	}
+	res2, err := s.Build(ctx, img, builder.Platforms("linux/arm64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := cachedFlags(res2); f != "CC" {
+		t.Errorf("rebuild: %s, want CC", f)
 	}
 }

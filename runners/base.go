@@ -417,10 +417,7 @@ func (r *Runtime) ImportBase(ctx context.Context, b Base, digest string, report 
 		}
 		name = t + ":" + b.Ref
 	case BaseDebian:
-		if b.Platform != "" {
-			return "", fmt.Errorf("a Debian bootstrap for %s is not offered yet (it is made for %s): use a base image of that platform", b.Platform, HostPlatform)
-		}
-		return r.importDebian(ctx, *b.Debian, report)
+		return r.importDebian(ctx, *b.Debian, b.Platform, report)
 	default:
 		return "", fmt.Errorf("unknown base kind %q", b.Kind)
 	}

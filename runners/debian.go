@@ -11,8 +11,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"go.podman.io/image/v5/copy"
+	"go.podman.io/image/v5/image"
+	istorage "go.podman.io/image/v5/storage"
+	"go.podman.io/image/v5/tarball"
 )
 
 // Debian describes a Debian base made from a mirror with mmdebstrap
@@ -86,8 +93,68 @@ func debianDigest(ctx context.Context, d Debian) (string, error) {
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
+// debianArches are Debian's names for the image platforms it builds
+// ("os/arch[/variant]" as images name them).
+var debianArches = map[string]string{
+	"linux/amd64": "amd64", "linux/arm64": "arm64", "linux/arm/v7": "armhf", "linux/arm/v5": "armel",
+	"linux/386": "i386", "linux/ppc64le": "ppc64el", "linux/s390x": "s390x", "linux/riscv64": "riscv64",
+	"linux/mips64le": "mips64el",
+}
+
+// DebianArch returns Debian's name for platform ("linux/arm64" -> "arm64").
+func DebianArch(platform string) (string, error) {
+	if a, ok := debianArches[platform]; ok {
+		return a, nil
+	}
+	return "", fmt.Errorf("Debian has no architecture for %s (it has %s)", platform, strings.Join(debianPlatforms(), ", "))
+}
+
+// DebianPlatform returns the image platform of Debian architecture arch
+// ("armhf" -> "linux/arm/v7").
+func DebianPlatform(arch string) (string, error) {
+	for p, a := range debianArches {
+		if a == arch {
+			return p, nil
+		}
+	}
+	var names []string
+	for _, a := range debianArches {
+		names = append(names, a)
+	}
+	slices.Sort(names)
+	return "", fmt.Errorf("%q is not a Debian architecture (%s)", arch, strings.Join(names, ", "))
+}
+
+func debianPlatforms() []string {
+	var ps []string
+	for p := range debianArches {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	return ps
+}
+
 // importDebian runs mmdebstrap into a temporary tarball and imports it.
-func (r *Runtime) importDebian(ctx context.Context, d Debian, report io.Writer) (string, error) {
+// For a platform of another architecture ("" is the host's) the packages
+// are that architecture's, their scripts run through the emulator, and
+// the image's config names the platform.
+func (r *Runtime) importDebian(ctx context.Context, d Debian, platform string, report io.Writer) (string, error) {
+	if platform == HostPlatform {
+		platform = ""
+	}
+	var arch string
+	if platform != "" {
+		var err error
+		if arch, err = DebianArch(platform); err != nil {
+			return "", err
+		}
+		if err := checkEmulator(platform); err != nil {
+			return "", fmt.Errorf("a Debian %s bootstrap: %w", arch, err)
+		}
+		if _, err := exec.LookPath("arch-test"); err != nil {
+			return "", fmt.Errorf("a Debian %s bootstrap needs arch-test on the host (mmdebstrap uses it to check the emulator): as root, apt-get install arch-test", arch)
+		}
+	}
 	tmp, err := os.MkdirTemp("", fmt.Sprintf("strata-debian-%d-", os.Getpid()))
 	if err != nil {
 		return "", err
@@ -102,6 +169,9 @@ func (r *Runtime) importDebian(ctx context.Context, d Debian, report io.Writer) 
 		mode = "--mode=root"
 	}
 	args := []string{mode, "--variant=minbase", "--format=tar", "--quiet"}
+	if arch != "" {
+		args = append(args, "--arch="+arch)
+	}
 	if len(d.Include) > 0 {
 		args = append(args, "--include="+strings.Join(d.Include, ","))
 	}
@@ -120,9 +190,61 @@ func (r *Runtime) importDebian(ctx context.Context, d Debian, report io.Writer) 
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
-		return "", fmt.Errorf("mmdebstrap %s from %s: %w\nlast lines of output:\n  %s", d.Suite, d.MirrorURL(), err, strings.Join(tail.Lines(), "\n  "))
+		what := d.Suite
+		if arch != "" {
+			what += " (" + arch + ")"
+		}
+		return "", fmt.Errorf("mmdebstrap %s from %s: %w\nlast lines of output:\n  %s", what, d.MirrorURL(), err, strings.Join(tail.Lines(), "\n  "))
 	}
 	// The import of the tarball says nothing the bootstrap's own output
 	// (above) did not.
-	return r.pull(ctx, "tarball:"+tarball, nil, nil, "")
+	if platform == "" {
+		return r.pull(ctx, "tarball:"+tarball, nil, nil, "")
+	}
+	return r.importRootfs(ctx, tarball, platform)
+}
+
+// importRootfs imports a rootfs tarball as an image whose config names
+// platform (a plain tarball cannot say what it is for; containers/image
+// would name the host's).
+func (r *Runtime) importRootfs(ctx context.Context, path, platform string) (string, error) {
+	ref, err := tarball.Transport.ParseReference(path)
+	if err != nil {
+		return "", fmt.Errorf("importing %s: %w", path, err)
+	}
+	cu, ok := ref.(tarball.ConfigUpdater)
+	if !ok {
+		return "", fmt.Errorf("importing %s: the tarball transport cannot be told the platform", path)
+	}
+	osName, arch, variant := SplitPlatform(platform)
+	if err := cu.ConfigUpdate(imgspecv1.Image{Platform: imgspecv1.Platform{OS: osName, Architecture: arch, Variant: variant}}, nil); err != nil {
+		return "", fmt.Errorf("importing %s: %w", path, err)
+	}
+	sc := r.SystemContext()
+	// The image's ID is its config's digest: read it first, so the copy
+	// can name the image it makes.
+	src, err := ref.NewImageSource(ctx, sc)
+	if err != nil {
+		return "", fmt.Errorf("importing %s: %w", path, err)
+	}
+	img, err := image.FromUnparsedImage(ctx, sc, image.UnparsedInstance(src, nil))
+	if err != nil {
+		src.Close()
+		return "", fmt.Errorf("importing %s: %w", path, err)
+	}
+	id := img.ConfigInfo().Digest.Encoded()
+	src.Close()
+	dest, err := istorage.Transport.NewStoreReference(r.store, nil, id)
+	if err != nil {
+		return "", fmt.Errorf("importing %s: %w", path, err)
+	}
+	pc, err := policyContext(sc)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = pc.Destroy() }()
+	if _, err := copy.Image(ctx, pc, dest, ref, &copy.Options{SourceCtx: sc, DestinationCtx: sc, ReportWriter: io.Discard}); err != nil {
+		return "", fmt.Errorf("importing %s: %w", path, err)
+	}
+	return id, nil
 }
