@@ -22,7 +22,7 @@ WORK := /tmp/strata-make-$(shell id -u)
 UNIT_PKGS = $(shell $(GO) list -tags '$(TAGS)' ./... | grep -v /integration)
 APT_PACKAGES := runc uidmap libseccomp-dev busybox-static buildah docker-registry \
 	mmdebstrap gcc pkg-config ca-certificates git make skopeo podman openssh-client \
-	qemu-user-static binfmt-support arch-test
+	qemu-user-static binfmt-support arch-test umoci
 
 .PHONY: setup build vet test unit integration bench demo clean gpu-e2e crash fuzz compare compare-buildah compare-golden buildkit-tools
 

@@ -202,6 +202,25 @@ func TestMultiPlatformIndex(t *testing.T) {
 	if err := json.Unmarshal(out, &oneCfg); err != nil || oneCfg.Architecture != "arm64" {
 		t.Errorf("skopeo's arm64 pick says %q (%v)", oneCfg.Architecture, err)
 	}
+	// The same pick from the registry, unpacked by umoci (rootless).
+	// (Debian's umoci 0.4.7 cannot choose a platform from an index itself:
+	// it stops at a tag with several images as "ambiguous".)
+	pulled := filepath.Join(t.TempDir(), "pulled")
+	if out, err := exec.Command("skopeo", "copy", "--src-tls-verify=false", "--override-arch", "arm64", "docker://"+reg+"/out/multi:1", "oci:"+pulled+":arm").CombinedOutput(); err != nil {
+		t.Fatalf("skopeo copy --override-arch arm64 from the registry: %v\n%s", err, out)
+	}
+	t.Run("umoci unpack", func(t *testing.T) {
+		if _, err := exec.LookPath("umoci"); err != nil {
+			t.Skip("umoci is not installed (make setup installs it)")
+		}
+		bundle := filepath.Join(t.TempDir(), "bundle")
+		if out, err := exec.Command("umoci", "unpack", "--rootless", "--image", pulled+":arm", bundle).CombinedOutput(); err != nil {
+			t.Fatalf("umoci unpack: %v\n%s", err, out)
+		}
+		if got, err := os.ReadFile(filepath.Join(bundle, "rootfs", "m")); err != nil || string(got) != "aarch64\n" {
+			t.Errorf("umoci's unpack of the arm64 image: /m = %q (%v)", got, err)
+		}
+	})
 	// A platform the base does not have: named, with the ones it has.
 	_, err = s.Build(ctx, img, builder.Platforms("linux/s390x"))
 	if err == nil || !strings.Contains(err.Error(), "no linux/s390x image (it has linux/amd64, linux/arm64)") {
@@ -390,4 +409,113 @@ func TestDebianMirrorArm64(t *testing.T) {
 	if f := cachedFlags(res2); f != "CC" {
 		t.Errorf("rebuild: %s, want CC", f)
 	}
+}
+
+// TestNoEmulator: a RUN step for linux/s390x where binfmt_misc has no
+// emulator for it (not mounted, none registered, registered but disabled)
+// fails before any container starts, with the fix in the error; no
+// container, tag or cache entry for the step is left, so the same build
+// with the host's real registration runs the step. The failpoint-built CLI
+// reads a stand-in for /proc/sys/fs/binfmt_misc (the test user cannot
+// change the kernel's registrations).
+func TestNoEmulator(t *testing.T) {
+	requireRootless(t)
+	if b, err := os.ReadFile("/proc/sys/fs/binfmt_misc/qemu-s390x"); err != nil || !strings.HasPrefix(string(b), "enabled") {
+		t.Skip("qemu-s390x is not registered and enabled here (make setup installs qemu-user-static)")
+	}
+	cli := tool(t, "STRATA_CLI_FAILPOINTS", "./cmd/strata", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs seccomp strata_failpoints")
+	ctxDir := t.TempDir()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skip("no /bin/busybox (make setup installs busybox-static)")
+	}
+	if err := os.WriteFile(filepath.Join(ctxDir, "busybox"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(ctxDir, "Dockerfile"), "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"touch\", \"/ran\"]\n")
+	root := storeRoot(t)
+	build := func(binfmt string, tag string) (cliResult, []string) {
+		t.Helper()
+		meta := filepath.Join(t.TempDir(), "meta.json")
+		env := []string{"STRATA_FAILPOINT_BINFMT_DIR"}
+		if binfmt != "" {
+			env = []string{"STRATA_FAILPOINT_BINFMT_DIR=" + binfmt}
+		}
+		r := runCLIEnv(t, cli, env, "build", "-f", filepath.Join(ctxDir, "Dockerfile"), "--platform", "linux/s390x", "--progress=plain",
+			"--store", filepath.Join(root, "graph"), "--runroot", filepath.Join(root, "run"), "-t", tag, "--metadata-file", meta, ctxDir)
+		var m struct {
+			Steps []struct{ Cache string } `json:"strata.steps"`
+		}
+		var caches []string
+		if b, err := os.ReadFile(meta); err == nil {
+			_ = json.Unmarshal(b, &m)
+			for _, s := range m.Steps {
+				caches = append(caches, s.Cache)
+			}
+		}
+		return r, caches
+	}
+	fake := func(files map[string]string) string {
+		d := t.TempDir()
+		for name, content := range files {
+			writeFile(t, filepath.Join(d, name), content)
+		}
+		return d
+	}
+	for _, tc := range []struct {
+		name  string
+		dir   string
+		wants []string
+	}{
+		{"not mounted", fake(nil), []string{"binfmt_misc is not mounted", "mount -t binfmt_misc"}},
+		{"none registered", fake(map[string]string{"status": "enabled\n"}), []string{"none is registered for s390x", "apt-get install qemu-user-static binfmt-support"}},
+		{"disabled", fake(map[string]string{"status": "enabled\n", "qemu-s390x": "disabled\ninterpreter /usr/libexec/qemu-binfmt/s390x-binfmt-P\n"}),
+			[]string{"qemu-s390x is registered but disabled", "update-binfmts --enable qemu-s390x"}},
+	} {
+		r, _ := build(tc.dir, "nope:"+strings.ReplaceAll(tc.name, " ", "-"))
+		if r.code == 0 {
+			t.Fatalf("%s: the build succeeded:\n%s", tc.name, r.stderr)
+		}
+		t.Logf("%s: %s", tc.name, lastLine(r.stderr))
+		for _, want := range append(tc.wants, "linux/s390x", "RUN") {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("%s: the error does not say %q:\n%s", tc.name, want, r.stderr)
+			}
+		}
+	}
+	s := openStoreAt(t, root)
+	cs, err := s.Store().Containers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 0 {
+		t.Errorf("%d working containers left", len(cs))
+	}
+	imgs, err := s.Store().Images()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range imgs {
+		for _, n := range img.Names {
+			if strings.Contains(n, "nope") {
+				t.Errorf("a failed build tagged %s", n)
+			}
+		}
+	}
+	s.Close()
+	// The host's real registration: the COPY is cached, the RUN runs
+	// (nothing was recorded for it).
+	r, caches := build("", "yes:1")
+	if r.code != 0 {
+		t.Fatalf("the build with the host's emulator: exit %d\n%s", r.code, r.stderr)
+	}
+	// Scratch, Docker's default PATH (an ENV step), the COPY, the RUN.
+	if got := strings.Join(caches, ","); got != "hit,hit,hit,miss" {
+		t.Errorf("steps after the refusals: %s, want hit,hit,hit,miss (all but the RUN cached)", got)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }

@@ -41,3 +41,13 @@ func Failpoint(name string) {
 		kill()
 	}()
 }
+
+// With the tag strata_failpoints, STRATA_FAILPOINT_BINFMT_DIR stands in
+// for /proc/sys/fs/binfmt_misc, so that a test can show what a host
+// without a registered (or with a disabled) emulator gets; the test user
+// cannot change the kernel's registrations.
+func init() {
+	if d := os.Getenv("STRATA_FAILPOINT_BINFMT_DIR"); d != "" {
+		binfmtDir = d
+	}
+}

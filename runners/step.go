@@ -199,6 +199,13 @@ func (e *StepError) Unwrap() error { return e.Err }
 // happens. It returns the committed image's ID.
 func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string, error) {
 	r.retryDeletes()
+	if len(st.Commands) > 0 || len(st.Argv) > 0 {
+		// Before any container: a step of another architecture needs
+		// its emulator.
+		if err := checkEmulator(st.Platform); err != nil {
+			return "", fmt.Errorf("%s: %w", st.Name, err)
+		}
+	}
 	from := parentID
 	if from == "" {
 		from = "scratch"
@@ -257,9 +264,6 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	}
 
 	if len(st.Commands) > 0 || len(st.Argv) > 0 {
-		if err := checkEmulator(st.Platform); err != nil {
-			return "", fmt.Errorf("%s: %w", st.Name, err)
-		}
 		mnt, err := b.Mount(b.MountLabel)
 		if err != nil {
 			return "", fmt.Errorf("%s: mounting working container: %w", st.Name, err)
