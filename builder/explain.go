@@ -57,6 +57,9 @@ func (s *Session) Explain(ctx context.Context, img Image, opts ...BuildOption) (
 	if err := bo.only("Explain (it reads WithTag, Format and Platforms only)", "WithTag", "Format", "Platforms"); err != nil {
 		return nil, err
 	}
+	if len(bo.platforms) > 1 {
+		return nil, fmt.Errorf("Explain: Platforms names %d platforms; explain one platform at a time", len(bo.platforms))
+	}
 	p, err := s.planFormat(ctx, img, bo.format, bo.platform)
 	if err != nil {
 		return nil, err

@@ -586,3 +586,31 @@ func TestPlatformBaseOption(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanTakesAPlatform: Plan (Image's and Session's) plans for the
+// platform named, with its own keys; several platforms, or an option a
+// plan does not read, are errors naming it.
+func TestPlanTakesAPlatform(t *testing.T) {
+	ctx := context.Background()
+	img := Scratch().Env(map[string]string{"A": "1"})
+	host, err := img.Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arm, err := img.Plan(ctx, Platforms("linux/arm64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := arm.Steps[0].Spec.Options["platform"]; got != "linux/arm64" {
+		t.Errorf("the base is planned for %q", got)
+	}
+	if host.Steps[1].Key == arm.Steps[1].Key {
+		t.Error("the host's and linux/arm64's plans have the same keys")
+	}
+	if _, err := img.Plan(ctx, Platforms("linux/arm64", "linux/amd64")); err == nil || !strings.Contains(err.Error(), "plan one platform at a time") {
+		t.Errorf("two platforms: %v", err)
+	}
+	if _, err := img.Plan(ctx, WithTag("x")); err == nil || !strings.Contains(err.Error(), "WithTag does not apply to Plan") {
+		t.Errorf("WithTag: %v", err)
+	}
+}

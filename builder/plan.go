@@ -101,13 +101,19 @@ func (s PlannedStep) Name() string { return fmt.Sprintf("step %d (%s)", s.Index,
 // without options would: SOURCE_DATE_EPOCH and STRATA_FORCE_BUILD from
 // the environment. Planning reads (base digests, local files, the content
 // of an ADD URL without --checksum) but writes nothing.
-func (i Image) Plan(ctx context.Context) (*Plan, error) {
+// Like Session.Plan it takes Format and one platform (Platforms).
+func (i Image) Plan(ctx context.Context, opts ...BuildOption) (*Plan, error) {
+	bo, err := planOptions("Plan", opts)
+	if err != nil {
+		return nil, err
+	}
 	sde, err := envSourceDateEpoch()
 	if err != nil {
 		return nil, err
 	}
 	pe := newPlanEnv(&runners.Resolver{}, sde, "")
 	pe.forceAll = envForce()
+	pe.format, pe.platform = bo.format, bo.platform
 	return plan(ctx, i, pe)
 }
 

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"time"
@@ -114,9 +115,34 @@ func (s *Session) Reaped() Reaped { return s.rt.Reaped() }
 // Close releases the store. Builds must have returned.
 func (s *Session) Close() error { return s.rt.Close() }
 
-// Plan lowers img to a Plan without building.
-func (s *Session) Plan(ctx context.Context, img Image) (*Plan, error) {
-	return s.planFormat(ctx, img, "", "")
+// Plan lowers img to a Plan without building. Of the build options it
+// takes Format and Platforms (one platform: the keys differ per platform,
+// so plan each in turn); the plan is for the host's platform by default.
+func (s *Session) Plan(ctx context.Context, img Image, opts ...BuildOption) (*Plan, error) {
+	bo, err := planOptions("Plan", opts)
+	if err != nil {
+		return nil, err
+	}
+	return s.planFormat(ctx, img, bo.format, bo.platform)
+}
+
+// planOptions reads the build options a Plan takes: Format and one
+// platform.
+func planOptions(where string, opts []BuildOption) (buildOptions, error) {
+	var bo buildOptions
+	for _, o := range opts {
+		o.applyBuild(&bo)
+	}
+	if bo.err != nil {
+		return bo, bo.err
+	}
+	if err := bo.only(where+" (it reads Format and Platforms only)", "Format", "Platforms"); err != nil {
+		return bo, err
+	}
+	if len(bo.platforms) > 1 {
+		return bo, fmt.Errorf("%s: Platforms names %d platforms; plan one platform at a time", where, len(bo.platforms))
+	}
+	return bo, nil
 }
 
 // planFormat plans img for an image format ("docker", or "" for OCI) and

@@ -654,30 +654,39 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	defer s.Close()
 	if explain {
 		// Explain compares with the build of the first --tag; the other
-		// flags are the build's.
-		eopts := []builder.BuildOption{builder.Format(format)}
+		// flags are the build's. Several platforms: each in turn.
+		plats := []string{""}
 		if platform != "" {
-			// Explain plans the first platform named.
-			eopts = append(eopts, builder.Platforms(strings.Split(platform, ",")[0]))
+			plats = strings.Split(platform, ",")
 		}
-		if len(tags) > 0 {
-			eopts = append(eopts, builder.WithTag(tags[0]))
-		}
-		ex, err := s.Explain(ctx, img, eopts...)
-		if err != nil {
-			fmt.Fprintf(stderr, "strata: %v\n", err)
-			return reported{buildExitCode(err)}
-		}
-		runs := 0
-		for _, e := range ex {
-			state := "CACHED"
-			if !e.Cached {
-				state = "RUN (" + e.Reason + ")"
-				runs++
+		for _, p := range plats {
+			eopts := []builder.BuildOption{builder.Format(format)}
+			prefix := ""
+			if p != "" {
+				eopts = append(eopts, builder.Platforms(p))
 			}
-			fmt.Fprintf(stdout, "#%d %s: %s\n", e.Index, builder.StepLabel(e.Method, e.Description), state)
+			if len(plats) > 1 {
+				prefix = "[" + p + "] "
+			}
+			if len(tags) > 0 {
+				eopts = append(eopts, builder.WithTag(tags[0]))
+			}
+			ex, err := s.Explain(ctx, img, eopts...)
+			if err != nil {
+				fmt.Fprintf(stderr, "strata: %s%v\n", prefix, err)
+				return reported{buildExitCode(err)}
+			}
+			runs := 0
+			for _, e := range ex {
+				state := "CACHED"
+				if !e.Cached {
+					state = "RUN (" + e.Reason + ")"
+					runs++
+				}
+				fmt.Fprintf(stdout, "%s#%d %s: %s\n", prefix, e.Index, builder.StepLabel(e.Method, e.Description), state)
+			}
+			fmt.Fprintf(stdout, "%s%d of %d steps would run\n", prefix, runs, len(ex))
 		}
-		fmt.Fprintf(stdout, "%d of %d steps would run\n", runs, len(ex))
 		return nil
 	}
 	res, err := s.Build(ctx, img, bopts...)
