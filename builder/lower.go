@@ -58,7 +58,7 @@ func (pe *planEnv) lower(ctx context.Context, n *node) (PlannedStep, error) {
 	case layers.KindCopy:
 		err = pe.lowerCopy(ctx, s, &spec, &ps)
 	case layers.KindAdd:
-		err = lowerAddLocal(s, &spec, &ps)
+		err = pe.lowerAddLocal(s, &spec, &ps)
 	default:
 		err = fmt.Errorf("unknown step kind %q", s.kind)
 	}

@@ -116,7 +116,7 @@ func (pe *planEnv) lowerCopy(ctx context.Context, s *stepDef, spec *layers.Spec,
 			spec.Inputs = append(spec.Inputs, in)
 			ps.run.Copies = append(ps.run.Copies, cp)
 		default:
-			matches, err := lowerContextSource(c, src, excludes, spec, ps)
+			matches, err := pe.lowerContextSource(c, src, excludes, spec, ps)
 			if err != nil {
 				return err
 			}
@@ -204,7 +204,7 @@ func contextFileCopy(base runners.Copy, src, lf string) (runners.Copy, layers.In
 // lowerContextSource keys the build-context files that source src (a
 // path or a glob) names, after the ignore rules and the copy's excludes,
 // and returns the paths it names (the glob's matches).
-func lowerContextSource(c *copyDef, src string, excludes []string, spec *layers.Spec, ps *PlannedStep) ([]string, error) {
+func (pe *planEnv) lowerContextSource(c *copyDef, src string, excludes []string, spec *layers.Spec, ps *PlannedStep) ([]string, error) {
 	matches := []string{src}
 	if isGlob(src) {
 		found, err := filepath.Glob(filepath.Join(c.ctxDir, filepath.FromSlash(src)))
@@ -234,7 +234,7 @@ func lowerContextSource(c *copyDef, src string, excludes []string, spec *layers.
 		if _, err := contextPath(c.ctxDir, rel, c.ignore, c.ignoreFrom, false); err != nil {
 			return nil, err
 		}
-		tree, err := mount.WalkIn(c.ctxDir, relOrDot(rel), append(slices.Clone(c.ignore), under(rel, excludes)...))
+		tree, err := mount.WalkIn(c.ctxDir, relOrDot(rel), append(slices.Clone(c.ignore), under(rel, excludes)...), mount.WithDigestCache(pe.digests))
 		if err != nil {
 			return nil, err
 		}
@@ -275,7 +275,7 @@ func (pe *planEnv) inlineCopy(base runners.Copy, in dockerfile.Inline, ps *Plann
 
 // lowerAddLocal lowers AddLocalFile and AddLocalDir: a host file or
 // directory, keyed by the digest of its files (after the ignore rules).
-func lowerAddLocal(s *stepDef, spec *layers.Spec, ps *PlannedStep) error {
+func (pe *planEnv) lowerAddLocal(s *stepDef, spec *layers.Spec, ps *PlannedStep) error {
 	src, err := filepath.Abs(s.src)
 	if err != nil {
 		return fmt.Errorf("local path %s: %w", s.src, err)
@@ -298,7 +298,7 @@ func lowerAddLocal(s *stepDef, spec *layers.Spec, ps *PlannedStep) error {
 		}
 		excludes = append(slices.Clone(s.ignore), extra...)
 	}
-	tree, err := mount.Walk(src, excludes)
+	tree, err := mount.Walk(src, excludes, mount.WithDigestCache(pe.digests))
 	if err != nil {
 		return err
 	}

@@ -168,7 +168,7 @@ func (pe *planEnv) lowerRunExtras(s *stepDef, spec *layers.Spec, ps *PlannedStep
 			if err != nil {
 				return fmt.Errorf("RUN --mount=type=bind,source=%s: %w", m.source, err)
 			}
-			tree, err := mount.WalkIn(m.ctxDir, relOrDot(m.source), m.ignore)
+			tree, err := mount.WalkIn(m.ctxDir, relOrDot(m.source), m.ignore, mount.WithDigestCache(pe.digests))
 			if err != nil {
 				return err
 			}

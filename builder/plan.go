@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stratabuild/strata/layers"
+	"github.com/stratabuild/strata/mount"
 	"github.com/stratabuild/strata/runners"
 )
 
@@ -128,6 +129,7 @@ type planEnv struct {
 	format    string // Format: "docker", or "" for OCI
 	platform  string // Platforms: the target platform, "" for the host's
 	mountRoot string
+	digests   *mount.DigestCache // nil: every local file is read
 	expanded  map[*node]Image
 	plans     map[*node]*Plan
 	notes     []string

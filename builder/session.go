@@ -10,6 +10,7 @@ import (
 	"go.podman.io/storage"
 
 	"github.com/stratabuild/strata/layers"
+	"github.com/stratabuild/strata/mount"
 	"github.com/stratabuild/strata/runners"
 )
 
@@ -42,6 +43,9 @@ type Session struct {
 	cleanup   bool            // ReproducibleCleanup
 	force     string          // why every step is forced (ForceBuildAll, STRATA_FORCE_BUILD), or ""
 	recipes   *layers.Recipes // what each cache entry was made from (explain.go)
+	// digests remembers local files' content digests by their stat, so
+	// planning an unchanged tree reads no file (mount.DigestCache).
+	digests *mount.DigestCache
 
 	mu       sync.Mutex
 	inflight map[layers.Key]chan struct{} // steps running now, by key
@@ -94,6 +98,7 @@ func Open(ctx context.Context, opts ...Option) (*Session, error) {
 		mountRoot: so.mountRoot,
 		cleanup:   so.cleanup,
 		recipes:   layers.OpenRecipes(filepath.Join(rt.Store().GraphRoot(), "strata-recipes")),
+		digests:   mount.OpenDigestCache(filepath.Join(rt.Store().GraphRoot(), "strata-file-digests")),
 		inflight:  map[layers.Key]chan struct{}{},
 	}, nil
 }
@@ -153,5 +158,10 @@ func (s *Session) planFormat(ctx context.Context, img Image, format, platform st
 	pe.forceAll = s.force != ""
 	pe.format = format
 	pe.platform = platform
-	return plan(ctx, img, pe)
+	pe.digests = s.digests
+	p, err := plan(ctx, img, pe)
+	// What the walks learnt, for the next build (a cache: a failed write
+	// costs only time).
+	_ = s.digests.Save()
+	return p, err
 }

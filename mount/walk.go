@@ -9,7 +9,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
 	"unicode/utf8"
 )
 
@@ -44,21 +48,34 @@ type Tree struct {
 	Digest string
 }
 
+// WalkOption changes how Walk and WalkIn read files.
+type WalkOption func(*walkOptions)
+
+type walkOptions struct {
+	cache *DigestCache
+}
+
+// WithDigestCache takes unchanged files' digests from c (and adds the
+// ones it reads) instead of reading every file.
+func WithDigestCache(c *DigestCache) WalkOption {
+	return func(o *walkOptions) { o.cache = c }
+}
+
 // Walk reads the file or directory at src and returns its entries that the
 // patterns do not ignore, with content digests. src must exist.
-func Walk(src string, patterns []string) (*Tree, error) {
+func Walk(src string, patterns []string, opts ...WalkOption) (*Tree, error) {
 	m, err := NewMatcher(patterns)
 	if err != nil {
 		return nil, err
 	}
-	return walk(src, "", m)
+	return walk(src, "", m, opts)
 }
 
 // WalkIn walks root/rel (rel slash-separated, relative to root) like Walk,
 // but matches the patterns against paths relative to root, as a
 // .dockerignore applies to a whole build context. Entry paths stay
 // relative to root/rel.
-func WalkIn(root, rel string, patterns []string) (*Tree, error) {
+func WalkIn(root, rel string, patterns []string, opts ...WalkOption) (*Tree, error) {
 	m, err := NewMatcher(patterns)
 	if err != nil {
 		return nil, err
@@ -68,21 +85,43 @@ func WalkIn(root, rel string, patterns []string) (*Tree, error) {
 	if rel != "." {
 		prefix = rel + "/"
 	}
-	return walk(filepath.Join(root, filepath.FromSlash(rel)), prefix, m)
+	return walk(filepath.Join(root, filepath.FromSlash(rel)), prefix, m, opts)
 }
 
-func walk(src, prefix string, m *Matcher) (*Tree, error) {
+// toHash is a regular file whose digest the walk still needs.
+type toHash struct {
+	entry int // index in entries
+	path  string
+	info  fs.FileInfo
+}
+
+func walk(src, prefix string, m *Matcher, opts []WalkOption) (*Tree, error) {
+	var o walkOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	start := time.Now()
 	st, err := os.Lstat(src)
 	if err != nil {
 		return nil, fmt.Errorf("local input: %w", err)
 	}
 	var entries []Entry
-	if !st.IsDir() {
-		e, err := entryFor(src, filepath.Base(src), st)
+	var files []toHash
+	add := func(p, rel string, info fs.FileInfo) error {
+		e, err := entryFor(p, rel, info)
 		if err != nil {
-			return nil, err
+			return err
+		}
+		if e.Type == "file" {
+			files = append(files, toHash{entry: len(entries), path: p, info: info})
 		}
 		entries = append(entries, e)
+		return nil
+	}
+	if !st.IsDir() {
+		if err := add(src, filepath.Base(src), st); err != nil {
+			return nil, err
+		}
 	} else {
 		err = filepath.WalkDir(src, func(p string, d fs.DirEntry, werr error) error {
 			if werr != nil {
@@ -109,16 +148,14 @@ func walk(src, prefix string, m *Matcher) (*Tree, error) {
 			if err != nil {
 				return fmt.Errorf("reading %s: %w", p, err)
 			}
-			e, err := entryFor(p, rel, info)
-			if err != nil {
-				return err
-			}
-			entries = append(entries, e)
-			return nil
+			return add(p, rel, info)
 		})
 		if err != nil {
 			return nil, err
 		}
+	}
+	if err := hashFiles(entries, files, o.cache, start); err != nil {
+		return nil, err
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Path < entries[j].Path })
 	for i := range entries {
@@ -140,6 +177,46 @@ func walk(src, prefix string, m *Matcher) (*Tree, error) {
 	return &Tree{Entries: entries, Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
 }
 
+// hashFiles fills in the digests of files, several at a time; the first
+// error (in walk order) is returned.
+func hashFiles(entries []Entry, files []toHash, cache *DigestCache, start time.Time) error {
+	workers := min(runtime.GOMAXPROCS(0)*2, len(files), 16)
+	if workers <= 1 {
+		for _, f := range files {
+			d, err := cache.digest(f.path, f.info, start)
+			if err != nil {
+				return err
+			}
+			entries[f.entry].Digest = d
+		}
+		return nil
+	}
+	errs := make([]error, len(files))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(files) {
+					return
+				}
+				f := files[i]
+				entries[f.entry].Digest, errs[i] = cache.digest(f.path, f.info, start)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (m *Matcher) hasExclusions() bool { return m != nil && m.pm.Exclusions() }
 
 func entryFor(p, rel string, info fs.FileInfo) (Entry, error) {
@@ -155,13 +232,9 @@ func entryFor(p, rel string, info fs.FileInfo) (Entry, error) {
 	}
 	switch {
 	case info.Mode().IsRegular():
+		// The digest is filled in by hashFiles.
 		e.Type = "file"
 		e.Size = info.Size()
-		d, err := fileDigest(p)
-		if err != nil {
-			return Entry{}, err
-		}
-		e.Digest = d
 	case info.IsDir():
 		e.Type = "dir"
 	case info.Mode()&fs.ModeSymlink != 0:
