@@ -210,6 +210,8 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	if from == "" {
 		from = "scratch"
 	}
+	pt := newPhaseTimer(st.Name)
+	defer pt.done()
 	b, err := buildah.NewBuilder(ctx, r.store, buildah.BuilderOptions{
 		FromImage:        from,
 		Container:        containerName(),
@@ -231,6 +233,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	if err != nil {
 		return "", fmt.Errorf("%s: creating working container: %w", st.Name, err)
 	}
+	pt.mark("create")
 	defer func() {
 		// The container goes away on every path, success or not. On a
 		// full disk even that can fail (the store cannot record it): it
@@ -238,6 +241,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		if err := b.Delete(); err != nil {
 			r.deleteLater(b)
 		}
+		pt.mark("delete")
 	}()
 
 	if err := r.mkdirs(b, st); err != nil {
@@ -263,11 +267,13 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		}
 	}
 
+	pt.mark("copy")
 	if len(st.Commands) > 0 || len(st.Argv) > 0 {
 		mnt, err := b.Mount(b.MountLabel)
 		if err != nil {
 			return "", fmt.Errorf("%s: mounting working container: %w", st.Name, err)
 		}
+		pt.mark("mount")
 		var g *gpuRun
 		if !st.GPU.IsZero() {
 			if g, err = r.acquireGPUs(ctx, st.GPU); err != nil {
@@ -315,6 +321,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 				return "", err
 			}
 		}
+		pt.mark("run")
 		removeCreatedMountpoints(mnt, missing)
 		if err := removeInRoot(mnt, st.RemoveAfter); err != nil {
 			return "", fmt.Errorf("%s: %w", st.Name, err)
@@ -343,6 +350,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		SourceDateEpoch:       st.SourceDateEpoch,
 		RewriteTimestamp:      st.SourceDateEpoch != nil,
 	})
+	pt.mark("commit")
 	if err != nil {
 		return "", fmt.Errorf("%s: committing: %w", st.Name, err)
 	}
