@@ -39,7 +39,7 @@ func TestCrashHarness(t *testing.T) {
 	_ = refStore.Close()
 	t.Logf("uninterrupted build: %s", ref.duration.Round(time.Millisecond))
 
-	phases := []string{"step+300", "commit+5", "commit", "before-record", "after-record", "tag", "export+5", "export"}
+	phases := []string{"step+300", "commit+5", "commit", "staged", "before-record", "after-record", "tag", "export+5", "export"}
 	random := 4
 	if n, err := strconv.Atoi(os.Getenv("STRATA_CRASH_RANDOM_KILLS")); err == nil {
 		random = n
@@ -108,11 +108,27 @@ func TestCrashHarness(t *testing.T) {
 			}
 		}
 		// No image layer is left looking mounted (only the other tool's
-		// container layer may be).
+		// container layer may be), and every layer belongs to an image or
+		// to that container (a layer staged for a commit the kill stopped
+		// is reaped).
+		used := map[string]bool{cs[0].LayerID: true}
+		for _, img := range imgs {
+			for id := img.TopLayer; id != ""; {
+				used[id] = true
+				l, err := s.Store().Layer(id)
+				if err != nil {
+					break
+				}
+				id = l.Parent
+			}
+		}
 		if ls, err := s.Store().Layers(); err == nil {
 			for _, l := range ls {
 				if l.MountCount > 0 && l.ID != cs[0].LayerID {
 					t.Errorf("%s: layer %s still counts %d mounts after reopening", point, l.ID, l.MountCount)
+				}
+				if !used[l.ID] {
+					t.Errorf("%s: layer %s %v belongs to no image after reopening (reaped %v)", point, l.ID, l.Names, s.Reaped().Layers)
 				}
 			}
 		}

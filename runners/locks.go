@@ -129,6 +129,9 @@ func lockFree(runRoot string, pid int) bool {
 type Reaped struct {
 	Containers []string
 	Paths      []string
+	// Layers are layers a killed process staged for a commit it did not
+	// reach (staged.go), by name.
+	Layers []string
 	// Mounts are image layers whose mount count a killed process left
 	// raised (its mount namespace, and so the mount, died with it).
 	Mounts []string
@@ -193,6 +196,7 @@ func (r *Runtime) reap() Reaped {
 			}
 		}
 	}
+	out.Layers = r.reapStaged()
 	out.Mounts = r.reapMounts()
 	for _, d := range []string{r.runRoot, os.TempDir()} {
 		ents, err := os.ReadDir(d)

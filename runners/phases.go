@@ -40,6 +40,14 @@ func (p *phaseTimer) mark(phase string) {
 	p.last = now
 }
 
+// note adds a remark to the step's line.
+func (p *phaseTimer) note(s string) {
+	if p == nil {
+		return
+	}
+	p.parts = append(p.parts, "("+s+")")
+}
+
 // done prints the phases and the total.
 func (p *phaseTimer) done() {
 	if p == nil {

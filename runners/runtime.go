@@ -56,12 +56,20 @@ type Runtime struct {
 	gpuCfg     GPUConfig
 	gpu        gpuState
 	pullNever  bool
-	reaped     Reaped
-	guard      *guard
+	// noStaging: COPY/ADD steps are committed the plain way (NoStagingEnv)
+	noStaging bool
+	reaped    Reaped
+	guard     *guard
 
 	leftMu    sync.Mutex
 	leftovers []*buildah.Builder // working containers whose removal failed
 }
+
+// NoStagingEnv, set to 1, makes COPY/ADD steps commit their layer the
+// plain way, writing the files a second time, instead of making it of the
+// working container's own files (staged.go): the path the shortcut is
+// tested against, and a way around it.
+const NoStagingEnv = "STRATA_NO_STAGED_LAYERS"
 
 // Open opens (creating if needed) the store described by cfg. It starts
 // the build guard (guard.go), which cleans up after this process if it
@@ -144,6 +152,7 @@ func open(cfg Config, asGuard bool) (*Runtime, error) {
 		runRoot:    opts.RunRoot,
 		gpuCfg:     cfg.GPU,
 		pullNever:  cfg.PullPolicy == "never",
+		noStaging:  os.Getenv(NoStagingEnv) == "1",
 	}
 	if err := r.lockProcess(); err != nil {
 		store.Shutdown(false)

@@ -342,6 +342,21 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	b.SetHistoryComment("")
 	b.FromImage = ""
 	Failpoint("commit")
+	// A COPY/ADD-only step: the layer is made of the container's own
+	// files (staged.go); any error there leaves the commit to write it.
+	var staged *stagedLayer
+	if len(st.Commands) == 0 && len(st.Argv) == 0 && len(st.Copies) > 0 && st.SourceDateEpoch == nil && !r.noStaging {
+		var err error
+		if staged, err = r.stageLayer(b); err != nil {
+			pt.note("staging failed, the commit writes the layer: " + err.Error())
+		}
+		if staged != nil {
+			pt.mark("stage")
+			Failpoint("staged")
+		} else {
+			pt.mark("no-stage")
+		}
+	}
 	id, _, _, err := b.Commit(ctx, nil, buildah.CommitOptions{
 		PreferredManifestType: manifestType(st.Format),
 		SystemContext:         r.SystemContext(),
@@ -351,6 +366,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		RewriteTimestamp:      st.SourceDateEpoch != nil,
 	})
 	pt.mark("commit")
+	r.dropStaged(staged, id)
 	if err != nil {
 		return "", fmt.Errorf("%s: committing: %w", st.Name, err)
 	}
