@@ -82,16 +82,8 @@ func DebianMirror(suite string, opts ...BaseOption) Image {
 // other bases.
 func Arch(arch string) BaseOption {
 	return baseOption(func(o *baseOptions) {
-		o.named("Arch")
 		p, err := runners.DebianPlatform(arch)
-		if err != nil {
-			o.err = fmt.Errorf("Arch: %w", err)
-			return
-		}
-		if p == hostPlatform() {
-			p = ""
-		}
-		o.platformSet, o.platform = true, p
+		o.pinPlatform("Arch", p, err)
 	})
 }
 

@@ -291,17 +291,23 @@ type baseOption func(*baseOptions)
 // FromArchive, FromOCILayout and DebianMirror.
 func Platform(p string) BaseOption {
 	return baseOption(func(o *baseOptions) {
-		o.named("Platform")
 		n, err := normalizePlatform(p)
-		if err != nil {
-			o.err = fmt.Errorf("Platform: %w", err)
-			return
-		}
-		if n == hostPlatform() {
-			n = ""
-		}
-		o.platformSet, o.platform = true, n
+		o.pinPlatform("Platform", n, err)
 	})
+}
+
+// pinPlatform records the option named option, which pins the base's
+// chain to platform p (normalized; the host's is kept as ""), or err.
+func (o *baseOptions) pinPlatform(option, p string, err error) {
+	o.named(option)
+	if err != nil {
+		o.err = fmt.Errorf("%s: %w", option, err)
+		return
+	}
+	if p == hostPlatform() {
+		p = ""
+	}
+	o.platformSet, o.platform = true, p
 }
 
 // withPlatform applies a Platform option to the base of img.
