@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stratabuild/strata/pkg/rootfs"
 )
 
 // peerCase is a Dockerfile timed command against command: strata build,
@@ -91,6 +94,60 @@ func floorTarCopy(work string) (float64, error) {
 	return time.Since(start).Seconds(), nil
 }
 
+// floorRunc times `runc run` of /bin/true in a rootless busybox bundle,
+// the floor of one RUN step's container; it returns the median of five
+// runs (the bundle is made once).
+func floorRunc(work string) (float64, error) {
+	bundle := filepath.Join(work, "runc-bundle")
+	rootfsDir := filepath.Join(bundle, "rootfs")
+	if err := os.MkdirAll(rootfsDir, 0o755); err != nil {
+		return 0, err
+	}
+	tarPath := filepath.Join(work, "runc-busybox.tar")
+	if err := rootfs.WriteBusyboxFile(tarPath); err != nil {
+		return 0, err
+	}
+	if out, err := exec.Command("tar", "-C", rootfsDir, "-xf", tarPath).CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("unpacking busybox: %v: %s", err, out)
+	}
+	spec := exec.Command("runc", "spec", "--rootless")
+	spec.Dir = bundle
+	if out, err := spec.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("runc spec --rootless: %v: %s", err, out)
+	}
+	cfgPath := filepath.Join(bundle, "config.json")
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return 0, err
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return 0, err
+	}
+	proc, _ := cfg["process"].(map[string]any)
+	if proc == nil {
+		return 0, fmt.Errorf("runc spec wrote no process")
+	}
+	proc["terminal"], proc["args"] = false, []string{"/bin/true"}
+	if b, err = json.Marshal(cfg); err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		return 0, err
+	}
+	var ts []float64
+	for i := range 5 {
+		run := exec.Command("runc", "--root", filepath.Join(work, "runc-state"), "run", fmt.Sprintf("strata-bench-floor-%d-%d", os.Getpid(), i))
+		run.Dir = bundle
+		start := time.Now()
+		if out, err := run.CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("runc run /bin/true: %v: %s", err, out)
+		}
+		ts = append(ts, time.Since(start).Seconds())
+	}
+	return median(ts), nil
+}
+
 // runPeers times every case against each reference, interleaved, rounds
 // times, and prints medians with their range and the ratios.
 func runPeers(work, compare, cli, tools, minbase string, rounds int) error {
@@ -118,13 +175,18 @@ func runPeers(work, compare, cli, tools, minbase string, rounds int) error {
 	} else {
 		fmt.Printf("(no minbase case: %s is missing; the integration tests make it with mmdebstrap)\n", minbase)
 	}
-	var floors []float64
+	var floors, runcFloors []float64
 	for r := 1; r <= rounds; r++ {
 		f, err := floorTarCopy(filepath.Join(work, fmt.Sprintf("floor%d", r)))
 		if err != nil {
 			return err
 		}
 		floors = append(floors, f)
+		if f, err := floorRunc(filepath.Join(work, fmt.Sprintf("runc%d", r))); err != nil {
+			fmt.Printf("(no runc floor this round: %v)\n", err)
+		} else {
+			runcFloors = append(runcFloors, f)
+		}
 		for ci, pc := range peerCases {
 			if pc.minbase && !haveMinbase {
 				continue
@@ -202,6 +264,7 @@ func runPeers(work, compare, cli, tools, minbase string, rounds int) error {
 	}
 	fmt.Println("(ratio = the peer's median / strata's; above 1 means strata is faster)")
 	fmt.Printf("floor: tar -c | tar -x of case b's 20,000 files: %s s\n", spread(floors))
+	fmt.Printf("floor: runc run of /bin/true, rootless busybox bundle (median of 5 per round): %s s\n", spread(runcFloors))
 	_ = exec.Command("rm", "-rf", work).Run()
 	return nil
 }
