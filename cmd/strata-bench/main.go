@@ -70,7 +70,7 @@ var runs = []string{
 }
 var runsAfter = []string{
 	"cat /app/data.txt > /work/data",
-	"ls -l /app > /work/listing",
+	"ls -1 /app > /work/listing", // names only: the two sides edit the context at different minutes
 	"echo 8 > /work/8",
 	"wc -l /work/seq > /work/count",
 }
