@@ -520,13 +520,10 @@ func (pe *planEnv) dockerfileCommands(ctx context.Context, parent Image, d *dfDe
 // built for platform p ("" the host's); img itself is left as it was (it
 // may be a named context other stages use too).
 func withBasePlatform(img Image, p string) Image {
-	root := img.root()
-	n := *root
-	if root.base != nil {
-		b := *root.base
-		n.base = &b
-	}
-	n.base.platformSet, n.base.platform = true, p
+	n := *img.root()
+	b := *n.base
+	b.platformSet, b.platform = true, p
+	n.base = &b
 	return Image{n: &n}
 }
 
@@ -566,16 +563,12 @@ func (t *dfTranslator) stage(st *dockerfile.Stage) (Image, error) {
 		if p == hostPlatform() {
 			p = ""
 		}
-		switch {
-		case st.BaseStage != nil:
-		case st.BaseContext != "":
+		if st.BaseStage == nil {
 			// A named context that is an image is taken for P; one with
 			// steps of its own is built for its own platform.
-			if img.n != nil && img.n.parent != nil {
+			if st.BaseContext != "" && img.n != nil && img.n.parent != nil {
 				return Image{}, &dockerfile.Error{Pos: st.Pos, Err: fmt.Errorf("FROM --platform=%s on the named context %q, which has steps of its own: %w (give the platform to the context's base)", st.Platform, st.BaseContext, dockerfile.ErrUnsupported)}
 			}
-			img = withBasePlatform(img, p)
-		default:
 			img = withBasePlatform(img, p)
 		}
 	}

@@ -47,18 +47,9 @@ type StepExplanation struct {
 // changes nothing. Build reports the same reasons in StepResult.Reason
 // and in its progress lines. Remote caches are not consulted.
 func (s *Session) Explain(ctx context.Context, img Image, opts ...BuildOption) ([]StepExplanation, error) {
-	var bo buildOptions
-	for _, o := range opts {
-		o.applyBuild(&bo)
-	}
-	if bo.err != nil {
-		return nil, bo.err
-	}
-	if err := bo.only("Explain (it reads WithTag, Format and Platforms only)", "WithTag", "Format", "Platforms"); err != nil {
+	bo, err := planOptions("Explain", opts, "WithTag", "Format", "Platforms")
+	if err != nil {
 		return nil, err
-	}
-	if len(bo.platforms) > 1 {
-		return nil, fmt.Errorf("Explain: Platforms names %d platforms; explain one platform at a time", len(bo.platforms))
 	}
 	p, err := s.planFormat(ctx, img, bo.format, bo.platform)
 	if err != nil {

@@ -104,7 +104,7 @@ func (s PlannedStep) Name() string { return fmt.Sprintf("step %d (%s)", s.Index,
 // of an ADD URL without --checksum) but writes nothing.
 // Like Session.Plan it takes Format and one platform (Platforms).
 func (i Image) Plan(ctx context.Context, opts ...BuildOption) (*Plan, error) {
-	bo, err := planOptions("Plan", opts)
+	bo, err := planOptions("Plan", opts, "Format", "Platforms")
 	if err != nil {
 		return nil, err
 	}

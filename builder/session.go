@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,16 +125,17 @@ func (s *Session) Close() error { return s.rt.Close() }
 // takes Format and Platforms (one platform: the keys differ per platform,
 // so plan each in turn); the plan is for the host's platform by default.
 func (s *Session) Plan(ctx context.Context, img Image, opts ...BuildOption) (*Plan, error) {
-	bo, err := planOptions("Plan", opts)
+	bo, err := planOptions("Plan", opts, "Format", "Platforms")
 	if err != nil {
 		return nil, err
 	}
 	return s.planFormat(ctx, img, bo.format, bo.platform)
 }
 
-// planOptions reads the build options a Plan takes: Format and one
+// planOptions reads the build options that where (Plan, Explain) takes,
+// the allowed ones, with at most one platform: the keys differ per
 // platform.
-func planOptions(where string, opts []BuildOption) (buildOptions, error) {
+func planOptions(where string, opts []BuildOption, allowed ...string) (buildOptions, error) {
 	var bo buildOptions
 	for _, o := range opts {
 		o.applyBuild(&bo)
@@ -141,11 +143,12 @@ func planOptions(where string, opts []BuildOption) (buildOptions, error) {
 	if bo.err != nil {
 		return bo, bo.err
 	}
-	if err := bo.only(where+" (it reads Format and Platforms only)", "Format", "Platforms"); err != nil {
+	list := strings.Join(allowed[:len(allowed)-1], ", ") + " and " + allowed[len(allowed)-1]
+	if err := bo.only(where+" (it reads "+list+" only)", allowed...); err != nil {
 		return bo, err
 	}
 	if len(bo.platforms) > 1 {
-		return bo, fmt.Errorf("%s: Platforms names %d platforms; plan one platform at a time", where, len(bo.platforms))
+		return bo, fmt.Errorf("%s: Platforms names %d platforms; %s one platform at a time", where, len(bo.platforms), strings.ToLower(where))
 	}
 	return bo, nil
 }

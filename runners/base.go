@@ -415,6 +415,11 @@ func (r *Runtime) ImportBase(ctx context.Context, b Base, digest string, report 
 		if err != nil {
 			return "", err
 		}
+		if t == "tarball" && b.Platform != "" && b.Platform != HostPlatform {
+			// A rootfs tarball cannot say its platform: the image's
+			// config is told it.
+			return r.importRootfs(ctx, b.Ref, b.Platform)
+		}
 		name = t + ":" + b.Ref
 	case BaseDebian:
 		return r.importDebian(ctx, *b.Debian, b.Platform, report)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"go.podman.io/image/v5/image"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/tarball"
+	"go.podman.io/image/v5/types"
 )
 
 // Debian describes a Debian base made from a mirror with mmdebstrap
@@ -106,7 +108,7 @@ func DebianArch(platform string) (string, error) {
 	if a, ok := debianArches[platform]; ok {
 		return a, nil
 	}
-	return "", fmt.Errorf("Debian has no architecture for %s (it has %s)", platform, strings.Join(debianPlatforms(), ", "))
+	return "", fmt.Errorf("Debian has no architecture for %s (it has %s)", platform, strings.Join(slices.Sorted(maps.Keys(debianArches)), ", "))
 }
 
 // DebianPlatform returns the image platform of Debian architecture arch
@@ -117,21 +119,7 @@ func DebianPlatform(arch string) (string, error) {
 			return p, nil
 		}
 	}
-	var names []string
-	for _, a := range debianArches {
-		names = append(names, a)
-	}
-	slices.Sort(names)
-	return "", fmt.Errorf("%q is not a Debian architecture (%s)", arch, strings.Join(names, ", "))
-}
-
-func debianPlatforms() []string {
-	var ps []string
-	for p := range debianArches {
-		ps = append(ps, p)
-	}
-	slices.Sort(ps)
-	return ps
+	return "", fmt.Errorf("%q is not a Debian architecture (%s)", arch, strings.Join(slices.Sorted(maps.Values(debianArches)), ", "))
 }
 
 // importDebian runs mmdebstrap into a temporary tarball and imports it.
@@ -221,30 +209,44 @@ func (r *Runtime) importRootfs(ctx context.Context, path, platform string) (stri
 		return "", fmt.Errorf("importing %s: %w", path, err)
 	}
 	sc := r.SystemContext()
-	// The image's ID is its config's digest: read it first, so the copy
-	// can name the image it makes.
+	// The image's ID is its config's digest: open the source first (it
+	// reads the tarball to digest it), so the copy can name the image it
+	// makes, and copy from that same source rather than read it again.
 	src, err := ref.NewImageSource(ctx, sc)
 	if err != nil {
 		return "", fmt.Errorf("importing %s: %w", path, err)
 	}
+	opened := openedRef{ImageReference: ref, src: src}
 	img, err := image.FromUnparsedImage(ctx, sc, image.UnparsedInstance(src, nil))
 	if err != nil {
 		src.Close()
 		return "", fmt.Errorf("importing %s: %w", path, err)
 	}
 	id := img.ConfigInfo().Digest.Encoded()
-	src.Close()
 	dest, err := istorage.Transport.NewStoreReference(r.store, nil, id)
 	if err != nil {
+		src.Close()
 		return "", fmt.Errorf("importing %s: %w", path, err)
 	}
 	pc, err := policyContext(sc)
 	if err != nil {
+		src.Close()
 		return "", err
 	}
 	defer func() { _ = pc.Destroy() }()
-	if _, err := copy.Image(ctx, pc, dest, ref, &copy.Options{SourceCtx: sc, DestinationCtx: sc, ReportWriter: io.Discard}); err != nil {
+	// copy.Image closes the source.
+	if _, err := copy.Image(ctx, pc, dest, opened, &copy.Options{SourceCtx: sc, DestinationCtx: sc, ReportWriter: io.Discard}); err != nil {
 		return "", fmt.Errorf("importing %s: %w", path, err)
 	}
 	return id, nil
+}
+
+// openedRef is ref whose image source is already open (importRootfs).
+type openedRef struct {
+	types.ImageReference
+	src types.ImageSource
+}
+
+func (o openedRef) NewImageSource(context.Context, *types.SystemContext) (types.ImageSource, error) {
+	return o.src, nil
 }

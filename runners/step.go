@@ -199,7 +199,7 @@ func (e *StepError) Unwrap() error { return e.Err }
 // happens. It returns the committed image's ID.
 func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string, error) {
 	r.retryDeletes()
-	if len(st.Commands) > 0 || len(st.Argv) > 0 {
+	if st.runsCommands() {
 		// Before any container: a step of another architecture needs
 		// its emulator.
 		if err := checkEmulator(st.Platform); err != nil {
@@ -268,7 +268,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	}
 
 	pt.mark("copy")
-	if len(st.Commands) > 0 || len(st.Argv) > 0 {
+	if st.runsCommands() {
 		mnt, err := b.Mount(b.MountLabel)
 		if err != nil {
 			return "", fmt.Errorf("%s: mounting working container: %w", st.Name, err)
@@ -345,7 +345,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	// A COPY/ADD-only step: the layer is made of the container's own
 	// files (staged.go); any error there leaves the commit to write it.
 	var staged *stagedLayer
-	if len(st.Commands) == 0 && len(st.Argv) == 0 && len(st.Copies) > 0 && st.SourceDateEpoch == nil && !r.noStaging {
+	if !st.runsCommands() && len(st.Copies) > 0 && st.SourceDateEpoch == nil && !r.noStaging {
 		var err error
 		if staged, err = r.stageLayer(b); err != nil {
 			pt.note("staging failed, the commit writes the layer: " + err.Error())
@@ -361,7 +361,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		PreferredManifestType: manifestType(st.Format),
 		SystemContext:         r.SystemContext(),
 		SignaturePolicyPath:   r.policyPath,
-		EmptyLayer:            len(st.Commands) == 0 && len(st.Argv) == 0 && len(st.Copies) == 0 && len(st.Mkdirs) == 0,
+		EmptyLayer:            !st.runsCommands() && len(st.Copies) == 0 && len(st.Mkdirs) == 0,
 		SourceDateEpoch:       st.SourceDateEpoch,
 		RewriteTimestamp:      st.SourceDateEpoch != nil,
 	})
@@ -377,6 +377,9 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	}
 	return id, nil
 }
+
+// runsCommands says whether the step runs anything in its container.
+func (st Step) runsCommands() bool { return len(st.Commands) > 0 || len(st.Argv) > 0 }
 
 // manifestType is Buildah's name for an image format: "docker" or ""
 // (OCI).
