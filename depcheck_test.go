@@ -20,7 +20,7 @@ func TestDependencies(t *testing.T) {
 		}
 		return strings.Fields(string(out))
 	}
-	for _, pkg := range []string{"./layers/...", "./mount/...", "./pkg/...", "./gpu/...", "./cloudauth/..."} {
+	for _, pkg := range []string{"./layers/...", "./mount/...", "./pkg/...", "./gpu/...", "./cloudauth/...", "./attest/..."} {
 		for _, d := range deps(t, pkg) {
 			if strings.HasPrefix(d, "go.podman.io/buildah") {
 				t.Errorf("%s depends on %s", pkg, d)

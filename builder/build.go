@@ -12,6 +12,7 @@ import (
 
 	"go.podman.io/image/v5/types"
 
+	"github.com/stratabuild/strata/attest"
 	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/runners"
 )
@@ -33,7 +34,10 @@ type buildOptions struct {
 	remote      remoteOptions     // CacheFrom, CacheTo, CacheAuth (remotecache.go)
 	mounts      mountCacheOptions // CacheMountsTo, CacheMountsFrom (mountcache.go)
 	progressFn  func(ProgressEvent)
-	err         error
+	// noProvenance: NoProvenance; wantProvenance: a platform's build of a
+	// multi-platform build returns its provenance (Result.provenance)
+	noProvenance, wantProvenance bool
+	err                          error
 	// ownSignals: WithoutSignalHandling; signalsWatched: the package-level
 	// Build watches them for the whole session (signals.go).
 	ownSignals, signalsWatched bool
@@ -165,6 +169,8 @@ type Result struct {
 	// ImageID and ManifestDigest are then the index's (a manifest list
 	// image in the store).
 	Platforms []PlatformResult
+
+	provenance *attest.Provenance // wantProvenance
 }
 
 // Export is one image written by ExportTo or Push.
@@ -174,6 +180,9 @@ type Export struct {
 	// ManifestDigest is the digest of the manifest written there (its
 	// layers are compressed, so it differs from Result.ManifestDigest).
 	ManifestDigest string
+	// Attestations are the attestations attached to it (oci: layouts and
+	// registries; none with NoProvenance).
+	Attestations []Attestation
 }
 
 // StepResult describes one step of a finished build.
@@ -252,6 +261,7 @@ func (s *Session) Build(ctx context.Context, img Image, opts ...BuildOption) (*R
 }
 
 func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Result, error) {
+	started := time.Now()
 	if bo.err != nil {
 		return nil, bo.err
 	}
@@ -353,15 +363,20 @@ func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Resul
 	for _, t := range tags {
 		_ = s.recipes.PutImage(t, keys)
 	}
+	var pv *attest.Provenance
+	if !bo.noProvenance && (bo.wantProvenance || slices.ContainsFunc(bo.exports, runners.CanAttach)) {
+		pv = s.provenanceOf(img, p, bo, bo.platform, started, time.Now())
+		res.provenance = pv
+	}
 	runners.Failpoint("export")
-	if err := s.export(ctx, parentID, bo, pr, res); err != nil {
+	if err := s.export(ctx, parentID, bo, pr, res, pv); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
 // export writes image id to each of the build's outputs (ExportTo, Push).
-func (s *Session) export(ctx context.Context, id string, bo buildOptions, pr *progress, res *Result) error {
+func (s *Session) export(ctx context.Context, id string, bo buildOptions, pr *progress, res *Result, pv *attest.Provenance) error {
 	for _, dest := range bo.exports {
 		w := pr.noteWriter("[export] ")
 		d, err := s.rt.Export(ctx, id, dest, w, runners.ExportOptions{Auth: bo.pushAuth, Compression: bo.compression, Format: bo.format})
@@ -369,8 +384,12 @@ func (s *Session) export(ctx context.Context, id string, bo buildOptions, pr *pr
 		if err != nil {
 			return err
 		}
-		res.Exports = append(res.Exports, Export{Dest: dest, ManifestDigest: d})
 		pr.printf("exported to %s\n", dest)
+		atts, err := s.attestExport(ctx, dest, d, pv, bo.pushAuth, pr)
+		if err != nil {
+			return err
+		}
+		res.Exports = append(res.Exports, Export{Dest: dest, ManifestDigest: d, Attestations: atts})
 	}
 	return nil
 }

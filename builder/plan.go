@@ -133,6 +133,10 @@ type planEnv struct {
 	expanded  map[*node]Image
 	plans     map[*node]*Plan
 	notes     []string
+	// recordedBases (Verify): the base digests a provenance records, by
+	// method, used for a base that no longer resolves; baseNotes say so.
+	recordedBases map[string][]string
+	baseNotes     []string
 }
 
 func newPlanEnv(res *runners.Resolver, sde *time.Time, mountRoot string) *planEnv {
@@ -228,7 +232,14 @@ func (pe *planEnv) plan(ctx context.Context, img Image) (*Plan, error) {
 	b.Platform = pe.platform
 	d, err := res.Resolve(ctx, b)
 	if err != nil {
-		return nil, fmt.Errorf("step 0 (%s): %w", root.base.method, err)
+		// Verify: a base that no longer resolves is planned with the
+		// digest the provenance records, and reported.
+		rec := pe.recordedBases[root.base.method]
+		if len(rec) == 0 {
+			return nil, fmt.Errorf("step 0 (%s): %w", root.base.method, err)
+		}
+		d, pe.recordedBases[root.base.method] = rec[0], rec[1:]
+		pe.baseNotes = append(pe.baseNotes, fmt.Sprintf("step 0 (%s) %s no longer resolves (%v): its recorded digest %s was used", root.base.method, b.Ref, err, layers.ShortDigest(d)))
 	}
 	bs := PlannedStep{
 		Index:       0,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/platforms"
 
+	"github.com/stratabuild/strata/attest"
 	"github.com/stratabuild/strata/runners"
 )
 
@@ -82,6 +83,7 @@ type PlatformResult struct {
 // index of their images, names it and writes it out.
 func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions, tags []string) (*Result, error) {
 	res := &Result{Platforms: make([]PlatformResult, len(bo.platforms))}
+	pvs := make([]*attest.Provenance, len(bo.platforms))
 	errs := make([]error, len(bo.platforms))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -90,6 +92,7 @@ func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions
 	for i, p := range bo.platforms {
 		one := bo
 		one.platform, one.platforms, one.tags, one.exports = p, nil, nil, nil
+		one.wantProvenance = !bo.noProvenance && slices.ContainsFunc(bo.exports, runners.CanAttach)
 		name := p
 		if name == "" {
 			name = hostPlatform()
@@ -109,6 +112,7 @@ func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions
 				return
 			}
 			res.Platforms[i] = PlatformResult{Platform: name, ImageID: r.ImageID, ManifestDigest: r.ManifestDigest, Steps: r.Steps}
+			pvs[i] = r.provenance
 		}()
 	}
 	wg.Wait()
@@ -137,8 +141,18 @@ func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions
 		if err != nil {
 			return nil, err
 		}
-		res.Exports = append(res.Exports, Export{Dest: dest, ManifestDigest: ed})
 		pr.printf("exported the index of %d platforms to %s\n", len(ids), dest)
+		byPlatform := map[string]*attest.Provenance{}
+		for i, pv := range pvs {
+			if pv != nil {
+				byPlatform[res.Platforms[i].Platform] = pv
+			}
+		}
+		atts, err := s.attestIndex(ctx, dest, ed, byPlatform, bo.pushAuth, pr)
+		if err != nil {
+			return nil, err
+		}
+		res.Exports = append(res.Exports, Export{Dest: dest, ManifestDigest: ed, Attestations: atts})
 	}
 	return res, nil
 }

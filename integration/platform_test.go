@@ -127,8 +127,8 @@ func imageFull(t *testing.T, s *builder.Session, id string) v1.Image {
 // linux/arm64 from a multi-platform registry base (an index buildah's
 // manifest commands push): each platform's RUN runs on its architecture,
 // the oci: layout and the registry get an index of both with their
-// platform fields (read back by skopeo), WithTag names the index in the
-// store, and the rebuild takes every step of both from the cache.
+// platform fields (read back by skopeo) and a provenance per platform
+// manifest, WithTag names the index in the store, and the rebuild takes every step of both from the cache.
 func TestMultiPlatformIndex(t *testing.T) {
 	requireRootless(t)
 	ctx := context.Background()
@@ -178,6 +178,23 @@ func TestMultiPlatformIndex(t *testing.T) {
 		t.Fatalf("skopeo inspect oci: %v", err)
 	}
 	check("the oci: layout", out)
+	// One provenance per platform manifest, found by that manifest's
+	// digest (the referrers tag schema), not unknown/unknown entries.
+	var idx index
+	if err := json.Unmarshal(out, &idx); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range res.Exports {
+		if len(e.Attestations) != 2 || e.Attestations[0].Platform == e.Attestations[1].Platform {
+			t.Errorf("%s: attestations %+v, want one per platform", e.Dest, e.Attestations)
+		}
+	}
+	for _, m := range idx.Manifests {
+		raw, err := exec.Command("skopeo", "inspect", "--raw", "oci:"+layout+":sha256-"+strings.TrimPrefix(m.Digest, "sha256:")).Output()
+		if err != nil || !strings.Contains(string(raw), "application/vnd.in-toto+json") {
+			t.Errorf("the %s/%s manifest has no provenance in the layout (%v): %s", m.Platform.OS, m.Platform.Architecture, err, raw)
+		}
+	}
 	out, err = exec.Command("skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+reg+"/out/multi:1").Output()
 	if err != nil {
 		t.Fatalf("skopeo inspect docker: %v", err)

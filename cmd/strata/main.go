@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
@@ -25,6 +26,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/stratabuild/strata/attest"
 	"github.com/stratabuild/strata/builder"
 	"github.com/stratabuild/strata/dockerfile"
 	"github.com/stratabuild/strata/spec"
@@ -44,6 +46,8 @@ const usageText = `strata builds OCI images rootless.
 Usage:
   strata build [flags] [CONTEXT]      build from CONTEXT/Containerfile or Dockerfile (-f) or a spec file (--spec)
   strata explain [flags] [CONTEXT]    say which steps a build would run, and why (a dry run)
+  strata verify IMAGE [flags] [CONTEXT]
+                                      recompute every step key of IMAGE's provenance from CONTEXT
   strata cache ls [--json]            list the local layer cache
   strata cache prune [--older-than DURATION] [--max-size SIZE]
                                       remove cache entries, oldest first
@@ -92,9 +96,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "build":
-		err = cmdBuild(ctx, args[1:], stdout, stderr, false)
+		err = cmdBuild(ctx, args[1:], stdout, stderr, "build")
 	case "explain":
-		err = cmdBuild(ctx, args[1:], stdout, stderr, true)
+		err = cmdBuild(ctx, args[1:], stdout, stderr, "explain")
+	case "verify":
+		err = cmdBuild(ctx, args[1:], stdout, stderr, "verify")
 	case "cache":
 		if len(args) < 2 {
 			err = usagef("cache needs ls or prune")
@@ -331,13 +337,31 @@ that changed since the nearest earlier build (--tag names the image whose
 last build is compared). Flags:
 `
 
-// cmdBuild runs "strata build", or with explain "strata explain": the
-// same flags, no build, one line per step saying whether it would run and
-// why.
-func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, explain bool) error {
+const verifyUsage = `Usage: strata verify IMAGE [flags] [CONTEXT]
+
+Reads the provenance attached to IMAGE (oci:DIR[:TAG] or docker://REF, as
+strata build --output and --push wrote it), checks that every recorded key
+follows from its recorded recipe, plans the definition again from CONTEXT
+(or --context DIR) and compares the keys step by step. The Dockerfile, its
+target and build arguments, the platform, the format and
+SOURCE_DATE_EPOCH default to the recorded ones; give the build's other
+flags (--secret, --build-context, --spec) as for strata build. Prints one
+line per step and exits 0 only when every key reproduces (1 when one does
+not). Flags:
+`
+
+// cmdBuild runs "strata build", or with mode "explain" "strata explain":
+// the same flags, no build, one line per step saying whether it would run
+// and why; or with mode "verify" "strata verify": the same flags, the
+// provenance of an image checked against them.
+func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, mode string) error {
 	name, usage := "build", buildUsage
-	if explain {
+	explain, verify := mode == "explain", mode == "verify"
+	switch mode {
+	case "explain":
 		name, usage = "explain", explainUsage
+	case "verify":
+		name, usage = "verify", verifyUsage
 	}
 	fs := newFlagSet(name, usage, stderr)
 	var (
@@ -348,6 +372,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		annotations, sshAgents                                                   []string
 		forceBuild, noCache, quiet, cacheAuthEnv, pushAuthEnv, insecure          bool
 		sf                                                                       storeFlags
+		provenance, verifyContext                                                string
 	)
 	fs.StringVarP(&file, "file", "f", "", "the Dockerfile; - reads it from stdin (default: CONTEXT/Containerfile, else CONTEXT/Dockerfile)")
 	fs.StringVar(&specFile, "spec", "", "build from this spec file (YAML or JSON; see package spec) instead of a Dockerfile")
@@ -382,13 +407,37 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 	fs.BoolVar(&insecure, "insecure-registry", false, "allow plain HTTP and unverified TLS for registries")
 	fs.StringVar(&compression, "compression", "", "layer compression of pushes and outputs: gzip (default), zstd, or none (local outputs only)")
 	fs.StringVar(&sde, "source-date-epoch", "", "clamp timestamps to this Unix time for reproducible images (default: $SOURCE_DATE_EPOCH)")
+	fs.StringVar(&provenance, "provenance", "true", "attach a SLSA provenance attestation to every --output oci: layout and --push: true (default; mode=min and mode=max mean the same), or false")
+	if verify {
+		fs.StringVar(&verifyContext, "context", "", "the build context to verify against (or give CONTEXT)")
+	}
 	sf.register(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return flagError(err)
 	}
+	var verifyImage string
+	if verify {
+		if len(pos) == 0 {
+			return usagef("verify needs the IMAGE: oci:DIR[:TAG] or docker://REF")
+		}
+		verifyImage, pos = pos[0], pos[1:]
+		if verifyContext != "" {
+			if len(pos) > 0 {
+				return usagef("give --context or CONTEXT, not both")
+			}
+			pos = []string{verifyContext}
+		}
+	}
 	if len(pos) > 1 {
-		return usagef("build takes one CONTEXT, got %q", pos)
+		return usagef("%s takes one CONTEXT, got %q", name, pos)
+	}
+	switch provenance {
+	case "true", "1", "mode=min", "mode=max":
+		provenance = "true"
+	case "false", "0":
+	default:
+		return usagef("--provenance=%s: use true or false", provenance)
 	}
 	switch pull {
 	case "true":
@@ -433,6 +482,76 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		r = quietRenderer{w: stderr}
 	default:
 		return usagef("--progress %q: use auto, plain, tty, json or quiet", progressMode)
+	}
+
+	// Session and build options.
+	sopts := []builder.Option{builder.PullPolicy(pull)}
+	if insecure {
+		sopts = append(sopts, builder.WithInsecureRegistries())
+	}
+	if forceBuild {
+		sopts = append(sopts, builder.ForceBuildAll())
+	}
+	if sde != "" {
+		n, err := strconv.ParseInt(sde, 10, 64)
+		if err != nil {
+			return usagef("--source-date-epoch %q: want seconds since 1970", sde)
+		}
+		sopts = append(sopts, builder.SourceDateEpoch(time.Unix(n, 0)))
+	}
+	// verify: the recorded Dockerfile, target, build arguments, platform
+	// and format are the defaults.
+	var s *builder.Session
+	var vprov *attest.Provenance
+	var vdigest string
+	var verifySecrets []string
+	if verify {
+		if s, err = openSession(ctx, sf, sopts...); err != nil {
+			return err
+		}
+		defer s.Close()
+		var ropts []builder.BuildOption
+		if platform != "" {
+			ropts = append(ropts, builder.Platforms(platform))
+		}
+		if pushAuthEnv {
+			ropts = append(ropts, builder.PushAuth(builder.SecretFromEnv("REGISTRY_USERNAME", "REGISTRY_PASSWORD")))
+		}
+		if vprov, vdigest, err = s.ReadProvenance(ctx, verifyImage, ropts...); err != nil {
+			fmt.Fprintf(stderr, "strata: %v\n", err)
+			return reported{exitBuildFailed}
+		}
+		ext := vprov.BuildDefinition.ExternalParameters
+		if dp := ext.Dockerfile; dp != nil && specFile == "" {
+			if !fs.Changed("file") && dp.File != "" {
+				file = filepath.Join(contextDir, filepath.FromSlash(dp.File))
+			}
+			if !fs.Changed("target") {
+				target = dp.Target
+			}
+			if !fs.Changed("network") && dp.Network != "" {
+				network = dp.Network
+			}
+			given := map[string]bool{}
+			for _, a := range buildArgs {
+				k, _, _ := strings.Cut(a, "=")
+				given[k] = true
+			}
+			for _, k := range slices.Sorted(maps.Keys(dp.BuildArgs)) {
+				if !given[k] {
+					buildArgs = append(buildArgs, k+"="+dp.BuildArgs[k])
+				}
+			}
+			// The secrets by name: their values change no key.
+			for _, id := range dp.Secrets {
+				if !slices.ContainsFunc(secrets, func(sec string) bool { return slices.Contains(strings.Split(sec, ","), "id="+id) }) {
+					verifySecrets = append(verifySecrets, id)
+				}
+			}
+		}
+		if !fs.Changed("format") && ext.Format != "" {
+			format = ext.Format
+		}
 	}
 
 	// The image.
@@ -537,6 +656,9 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 			}
 			secs = append(secs, builder.SecretFromMap(id, map[string]string{id: v}))
 		}
+		for _, id := range verifySecrets {
+			secs = append(secs, builder.SecretFromMap(id, map[string]string{id: ""}))
+		}
 		if len(secs) > 0 {
 			opts = append(opts, builder.WithSecrets(secs...))
 		}
@@ -557,21 +679,6 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		return usagef("--iidfile and --metadata-file apply to strata build, not explain")
 	}
 
-	// Session and build options.
-	sopts := []builder.Option{builder.PullPolicy(pull)}
-	if insecure {
-		sopts = append(sopts, builder.WithInsecureRegistries())
-	}
-	if forceBuild {
-		sopts = append(sopts, builder.ForceBuildAll())
-	}
-	if sde != "" {
-		n, err := strconv.ParseInt(sde, 10, 64)
-		if err != nil {
-			return usagef("--source-date-epoch %q: want seconds since 1970", sde)
-		}
-		sopts = append(sopts, builder.SourceDateEpoch(time.Unix(n, 0)))
-	}
 	// Signals are signalContext's: it cancels ctx, and run prints what
 	// stopped the build and exits with the signal's status.
 	bopts := []builder.BuildOption{builder.WithProgressFunc(r.event), builder.WithoutSignalHandling()}
@@ -647,7 +754,13 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, expl
 		return usagef("--compression %q: use gzip, zstd or none (local outputs only)", compression)
 	}
 
-	s, err := openSession(ctx, sf, sopts...)
+	if verify {
+		return printVerification(ctx, s, img, vprov, verifyImage, vdigest, platform, stdout, stderr)
+	}
+	if provenance == "false" {
+		bopts = append(bopts, builder.NoProvenance())
+	}
+	s, err = openSession(ctx, sf, sopts...)
 	if err != nil {
 		return err
 	}
@@ -1044,4 +1157,33 @@ func defaultDockerfile(contextDir string) string {
 		return cf
 	}
 	return filepath.Join(contextDir, "Dockerfile")
+}
+
+// printVerification checks the provenance vprov of image (manifest
+// digest d) against img and prints one line per step.
+func printVerification(ctx context.Context, s *builder.Session, img builder.Image, vprov *attest.Provenance, image, d, platform string, stdout, stderr io.Writer) error {
+	v, err := s.VerifyProvenance(ctx, img, vprov, image, d, platform)
+	if err != nil {
+		fmt.Fprintf(stderr, "strata: %v\n", err)
+		return reported{exitBuildFailed}
+	}
+	fmt.Fprintf(stdout, "image %s (%s)\n", image, d)
+	same := 0
+	for _, st := range v.Steps {
+		if st.Same {
+			same++
+			fmt.Fprintf(stdout, "%s: same key %s\n", st.Name(), st.Recorded.Short())
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: DIFFERS: %s\n", st.Name(), st.Why)
+	}
+	for _, n := range v.Notes {
+		fmt.Fprintf(stdout, "note: %s\n", n)
+	}
+	fmt.Fprintf(stdout, "%d of %d steps reproduce\n", same, len(v.Steps))
+	if !v.OK {
+		fmt.Fprintf(stderr, "strata: %s: the provenance does not reproduce from this source\n", image)
+		return reported{exitBuildFailed}
+	}
+	return nil
 }

@@ -1,0 +1,308 @@
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"go.podman.io/image/v5/types"
+
+	"github.com/stratabuild/strata/attest"
+	"github.com/stratabuild/strata/layers"
+	"github.com/stratabuild/strata/runners"
+)
+
+// NoProvenance leaves the provenance attestation out of the build's
+// outputs. By default every tagged oci: layout (oci:DIR:TAG) and every
+// push gets one: an
+// in-toto statement with a SLSA provenance v1 predicate made from the
+// build's step recipes (package attest), attached as an OCI 1.1 artifact
+// whose subject is the image manifest written there. It never holds a
+// secret's value, a registry password, or a host path outside the
+// context. (oci-archive: and docker-archive: files hold no attachments.)
+func NoProvenance() BuildOption {
+	return named("NoProvenance", func(o *buildOptions) { o.noProvenance = true })
+}
+
+// Attestation is one attestation written beside an export.
+type Attestation struct {
+	// PredicateType says what it holds (attest.PredicateSLSAProvenance).
+	PredicateType string
+	// Digest is the digest of its artifact manifest in the destination.
+	Digest string
+	// Platform, in a multi-platform build, is the platform of the
+	// manifest it is about.
+	Platform string
+}
+
+// strataVersion is the module version of strata in this binary.
+func strataVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	if bi.Main.Path == "github.com/stratabuild/strata" {
+		return bi.Main.Version
+	}
+	for _, d := range bi.Deps {
+		if d.Path == "github.com/stratabuild/strata" {
+			return d.Version
+		}
+	}
+	return "unknown"
+}
+
+// chainsOf lists p and every plan it copies from, dependencies first.
+func chainsOf(p *Plan) []*Plan {
+	var out []*Plan
+	seen := map[*Plan]bool{}
+	var visit func(*Plan)
+	visit = func(q *Plan) {
+		if seen[q] {
+			return
+		}
+		seen[q] = true
+		for _, st := range q.Steps {
+			for _, d := range st.deps {
+				visit(d)
+			}
+		}
+		out = append(out, q)
+	}
+	visit(p)
+	return out
+}
+
+// provenanceSteps turns a plan's steps into the recorded recipes.
+func provenanceSteps(p *Plan) []attest.Step {
+	var out []attest.Step
+	var parent layers.Key
+	for i, st := range p.Steps {
+		s := attest.Step{Index: st.Index, Method: st.Method, Key: st.Key, Spec: st.Spec, Trees: st.trees}
+		if i > 0 {
+			s.Parent = parent
+		}
+		parent = st.Key
+		out = append(out, s)
+	}
+	return out
+}
+
+// provenanceOf makes the provenance predicate of the build of img (its
+// plan p) for one platform.
+func (s *Session) provenanceOf(img Image, p *Plan, bo buildOptions, platform string, started, finished time.Time) *attest.Provenance {
+	ext := attest.ExternalParameters{Definition: "chain", Platform: platform, Format: "oci"}
+	if platform == "" {
+		ext.Platform = hostPlatform()
+	}
+	if bo.format != "" {
+		ext.Format = bo.format
+	}
+	if s.sde != nil {
+		e := s.sde.Unix()
+		ext.SourceDateEpoch = &e
+	}
+	ext.ReproducibleCleanup = s.cleanup
+	if df := img.root().df; df != nil && df.method == "FromDockerfile" {
+		ext.Definition = "dockerfile"
+		sum := sha256.Sum256(df.data)
+		dp := &attest.DockerfileParameters{Digest: "sha256:" + hex.EncodeToString(sum[:]), Target: df.opts.target}
+		if rel, ok := relInside(df.ctxDir, df.name); ok {
+			dp.File = rel
+		}
+		if len(df.opts.buildArgs) > 0 {
+			dp.BuildArgs = copyMap(df.opts.buildArgs)
+		}
+		if df.opts.noNetwork {
+			dp.Network = "none"
+		}
+		for _, sec := range df.opts.run.secrets {
+			dp.Secrets = append(dp.Secrets, sec.Name())
+		}
+		ext.Dockerfile = dp
+	}
+	var chains []attest.Chain
+	var deps []attest.ResourceDescriptor
+	seenDep := map[string]bool{}
+	for ci, q := range chainsOf(p) {
+		steps := provenanceSteps(q)
+		chains = append(chains, attest.Chain{Steps: steps})
+		for _, st := range q.Steps {
+			if st.Index == 0 && st.base != nil {
+				if rd, ok := baseDependency(st); ok && !seenDep[rd.URI+rd.Name+st.Spec.Args[0]] {
+					seenDep[rd.URI+rd.Name+st.Spec.Args[0]] = true
+					deps = append(deps, rd)
+				}
+				continue
+			}
+			for _, in := range st.Spec.Inputs {
+				if ds := attest.Digests(in.Digest); ds != nil && !strings.HasPrefix(in.Name, "from") && !strings.HasPrefix(in.Name, "bind-from") {
+					deps = append(deps, attest.ResourceDescriptor{Name: fmt.Sprintf("chain %d step %d (%s) input %s", ci, st.Index, st.Method, in.Name), Digest: ds})
+				}
+			}
+		}
+	}
+	pv := &attest.Provenance{
+		BuildDefinition: attest.BuildDefinition{
+			BuildType:            attest.BuildType,
+			ExternalParameters:   ext,
+			InternalParameters:   attest.InternalParameters{RecipeVersion: layers.RecipeVersion, Chains: chains},
+			ResolvedDependencies: deps,
+		},
+		RunDetails: attest.RunDetails{Builder: attest.Builder{ID: attest.BuilderID, Version: map[string]string{"strata": strataVersion()}}},
+	}
+	if s.sde == nil {
+		st, fi := started.UTC(), finished.UTC()
+		pv.RunDetails.Metadata = &attest.Metadata{StartedOn: &st, FinishedOn: &fi}
+	}
+	return pv
+}
+
+// baseDependency names a chain's base as a resolved dependency: registry
+// bases by reference and digest, the others by digest only (their
+// paths are the host's).
+func baseDependency(st PlannedStep) (attest.ResourceDescriptor, bool) {
+	b := st.base
+	if b.Kind == runners.BaseScratch || len(st.Spec.Args) == 0 {
+		return attest.ResourceDescriptor{}, false
+	}
+	ds := attest.Digests(st.Spec.Args[0])
+	if ds == nil {
+		return attest.ResourceDescriptor{}, false
+	}
+	rd := attest.ResourceDescriptor{Name: "base (" + st.Method + ")", Digest: ds}
+	switch b.Kind {
+	case runners.BaseRegistry:
+		rd.URI = "docker://" + strings.TrimPrefix(b.Ref, "docker://")
+	case runners.BaseDebian:
+		if b.Debian != nil {
+			rd.Name = "base (" + st.Method + " " + b.Debian.Suite + ")"
+		}
+	}
+	return rd, true
+}
+
+// relInside returns path relative to dir when it lies inside dir.
+func relInside(dir, path string) (string, bool) {
+	ad, err1 := filepath.Abs(dir)
+	ap, err2 := filepath.Abs(path)
+	if err1 != nil || err2 != nil {
+		return "", false
+	}
+	rel, err := filepath.Rel(ad, ap)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
+}
+
+// attestExport attaches the build's attestations to the image export
+// wrote to dest (manifest digest d).
+func (s *Session) attestExport(ctx context.Context, dest string, d string, pv *attest.Provenance, auth *types.DockerAuthConfig, pr *progress) ([]Attestation, error) {
+	if pv == nil || !canAttach(dest, pr) {
+		return nil, nil
+	}
+	sub, err := s.rt.AttachmentSubject(ctx, dest, digest.Digest(d), auth)
+	if err != nil {
+		return nil, fmt.Errorf("attesting %s: %w", dest, err)
+	}
+	return s.attach(ctx, dest, sub, pv, auth, pr)
+}
+
+// canAttach reports whether dest gets attestations: registries and
+// tagged oci: layouts. An untagged layout stays a layout of one image
+// (readers take it as oci:DIR only while index.json lists one manifest).
+func canAttach(dest string, pr *progress) bool {
+	if !runners.CanAttach(dest) {
+		return false
+	}
+	if rest, ok := strings.CutPrefix(dest, "oci:"); ok {
+		if _, tag := ociDirOfDest(rest); tag == "" {
+			pr.printf("note: no provenance attached to %s: name a tag (oci:DIR:TAG) to get one (an untagged layout keeps one manifest)\n", dest)
+			return false
+		}
+	}
+	return true
+}
+
+// attestIndex attaches each platform's attestations to its manifest in
+// the index d that export wrote to dest.
+func (s *Session) attestIndex(ctx context.Context, dest string, d string, pvs map[string]*attest.Provenance, auth *types.DockerAuthConfig, pr *progress) ([]Attestation, error) {
+	if len(pvs) == 0 || !canAttach(dest, pr) {
+		return nil, nil
+	}
+	subs, err := s.rt.IndexManifests(ctx, dest, digest.Digest(d), auth)
+	if err != nil {
+		return nil, fmt.Errorf("attesting %s: %w", dest, err)
+	}
+	var out []Attestation
+	for _, p := range slices.Sorted(maps.Keys(pvs)) {
+		sub, ok := subs[p]
+		if !ok && strings.Count(p, "/") == 1 {
+			// The index may name a variant the platform did not
+			// (linux/arm64/v8).
+			for k, v := range subs {
+				if strings.HasPrefix(k, p+"/") {
+					sub, ok = v, true
+				}
+			}
+		}
+		if !ok {
+			return nil, fmt.Errorf("attesting %s: the index written there has no %s manifest", dest, p)
+		}
+		atts, err := s.attach(ctx, dest, sub, pvs[p], auth, pr)
+		if err != nil {
+			return nil, err
+		}
+		for i := range atts {
+			atts[i].Platform = p
+		}
+		out = append(out, atts...)
+	}
+	return out, nil
+}
+
+// attach writes the attestations of pv for the manifest sub in dest.
+func (s *Session) attach(ctx context.Context, dest string, sub v1.Descriptor, pv *attest.Provenance, auth *types.DockerAuthConfig, pr *progress) ([]Attestation, error) {
+	d := sub.Digest.String()
+	st, err := attest.NewStatement(subjectName(dest), d, pv)
+	if err != nil {
+		return nil, err
+	}
+	art, err := attest.NewArtifact(st, attest.PredicateSLSAProvenance, sub)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.rt.Attach(ctx, dest, sub.Digest, []*runners.Attachment{art}, auth); err != nil {
+		return nil, fmt.Errorf("attesting %s: %w", dest, err)
+	}
+	pr.printf("provenance %s attached to %s (%s)\n", art.Digest, dest, layers.ShortDigest(d))
+	return []Attestation{{PredicateType: attest.PredicateSLSAProvenance, Digest: art.Digest.String()}}, nil
+}
+
+// subjectName names an export in its statement: a registry reference as
+// given, an OCI layout by its tag only (its directory is the host's).
+func subjectName(dest string) string {
+	if ref, ok := strings.CutPrefix(dest, "docker://"); ok {
+		return ref
+	}
+	_, rest, _ := strings.Cut(dest, ":")
+	if _, tag := ociDirOfDest(rest); tag != "" {
+		return tag
+	}
+	return "image"
+}
+
+func ociDirOfDest(ref string) (dir, tag string) {
+	dir, tag, _ = strings.Cut(ref, ":")
+	return dir, tag
+}
