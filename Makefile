@@ -5,6 +5,7 @@
 #   make bench   strata vs `buildah bud --layers` on a 10-step busybox image
 #   make compare [REF=buildah|buildkit] [DOCKERFILE=... CONTEXT=...]  same image from strata and the reference?
 #   make buildkit-tools  builds BuildKit and RootlessKit (for REF=buildkit)
+#   make skopeo-tool     builds skopeo with sigstore (Debian's has it disabled; make integration runs it)
 SHELL := /bin/bash
 export CGO_ENABLED := 1
 export CGO_CFLAGS := -O2 -g -Wno-deprecated-declarations
@@ -24,7 +25,7 @@ APT_PACKAGES := runc uidmap libseccomp-dev busybox-static buildah docker-registr
 	mmdebstrap gcc pkg-config ca-certificates git make skopeo podman openssh-client \
 	qemu-user-static binfmt-support arch-test umoci
 
-.PHONY: setup build vet test unit integration bench demo clean gpu-e2e crash fuzz compare compare-buildah compare-golden buildkit-tools
+.PHONY: setup build vet test unit integration bench demo clean gpu-e2e crash fuzz compare compare-buildah compare-golden buildkit-tools skopeo-tool
 
 # Each fuzz target for FUZZTIME; crashers land in testdata/fuzz and then run
 # as regression tests with the unit tests.
@@ -118,8 +119,8 @@ RUN_AS = if [ "$$(id -u)" = 0 ]; then \
 		id -u $(TEST_USER) >/dev/null 2>&1 || { echo "no user $(TEST_USER): run make setup"; exit 1; }; \
 		su $(TEST_USER) -c "$$cmd"; \
 	else bash -c "$$cmd"; fi
-IT_ENV = cd $(WORK) && $(RACE_ENV) STRATA_CLI=$(WORK)/strata STRATA_CLI_RACE=$(WORK)/strata-race STRATA_CLI_FAILPOINTS=$(WORK)/strata-fp STRATA_COMPARE=$(WORK)/strata-compare STRATA_TEST_CACHE=$(STRATA_TEST_CACHE) STRATA_CRASH_RANDOM_KILLS=$(CRASH_RANDOM_KILLS) STRATA_INTEGRATION=1
-integration:
+IT_ENV = cd $(WORK) && $(RACE_ENV) STRATA_SKOPEO=$(SKOPEO_TOOL) STRATA_CLI=$(WORK)/strata STRATA_CLI_RACE=$(WORK)/strata-race STRATA_CLI_FAILPOINTS=$(WORK)/strata-fp STRATA_COMPARE=$(WORK)/strata-compare STRATA_TEST_CACHE=$(STRATA_TEST_CACHE) STRATA_CRASH_RANDOM_KILLS=$(CRASH_RANDOM_KILLS) STRATA_INTEGRATION=1
+integration: skopeo-tool
 	@mkdir -p $(WORK) $(STRATA_TEST_CACHE) && chmod 1777 $(WORK) $(STRATA_TEST_CACHE)
 	$(GO) test -race -c -tags '$(TAGS)' -o $(WORK)/integration.test ./integration
 	$(GO) test -c -tags '$(IT_TAGS)' -o $(WORK)/crash.test ./integration
@@ -231,6 +232,24 @@ buildkit-tools:
 	(cd $$tmp/v2 && CGO_ENABLED=0 GOFLAGS=-mod=mod $(GO) build -o $(abspath $(BUILDKIT_TOOLS)).part/ ./cmd/rootlesskit); \
 	chmod 755 $(BUILDKIT_TOOLS).part $(BUILDKIT_TOOLS).part/*; rm -rf $(BUILDKIT_TOOLS); mv $(BUILDKIT_TOOLS).part $(BUILDKIT_TOOLS); \
 	echo "BuildKit tools are in $(BUILDKIT_TOOLS)"
+
+# skopeo with sigstore, for the signature tests (TestSignedPush): Debian's
+# skopeo, podman and buildah 1.28 are built with sigstore disabled
+# ("Debian-local change: sigstore disabled" for any sigstoreSigned policy).
+# Built once from the Go module proxy (a copy of the module, its deps by
+# go.mod; vendor/ is not in the module zip) into $(SKOPEO_TOOL).
+SKOPEO_VERSION ?= v1.16.1
+SKOPEO_TOOL ?= /var/tmp/strata-tools/skopeo-$(SKOPEO_VERSION)/skopeo
+skopeo-tool:
+	@if [ -x $(SKOPEO_TOOL) ]; then echo "skopeo $(SKOPEO_VERSION) is $(SKOPEO_TOOL)"; exit 0; fi; \
+	set -e; tmp=$$(mktemp -d); trap 'chmod -R u+w '$$tmp'; rm -rf '$$tmp EXIT; \
+	d=$$(GOFLAGS= $(GO) mod download -json github.com/containers/skopeo@$(SKOPEO_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p'); \
+	test -n "$$d"; cp -r $$d $$tmp/skopeo; chmod -R u+w $$tmp; rm -rf $$tmp/skopeo/vendor; \
+	mkdir -p $$(dirname $(SKOPEO_TOOL)); \
+	(cd $$tmp/skopeo && CGO_ENABLED=0 GOFLAGS='-mod=mod -buildvcs=false' $(GO) build \
+		-tags 'containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper' -o $(SKOPEO_TOOL).part ./cmd/skopeo); \
+	chmod 755 $$(dirname $(SKOPEO_TOOL)) $(SKOPEO_TOOL).part; mv $(SKOPEO_TOOL).part $(SKOPEO_TOOL); \
+	echo "skopeo $(SKOPEO_VERSION) is $(SKOPEO_TOOL)"
 
 clean:
 	rm -rf $(WORK)

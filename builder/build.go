@@ -37,6 +37,7 @@ type buildOptions struct {
 	// noProvenance: NoProvenance; wantProvenance: a platform's build of a
 	// multi-platform build returns its provenance (Result.provenance)
 	noProvenance, wantProvenance bool
+	sign                         *signSpec // SignBy
 	err                          error
 	// ownSignals: WithoutSignalHandling; signalsWatched: the package-level
 	// Build watches them for the whole session (signals.go).
@@ -287,8 +288,13 @@ func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Resul
 		}
 		tags = append(tags, n)
 	}
+	sg, err := openSigner(bo)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sg.Close() }()
 	if len(bo.platforms) > 1 {
-		return s.buildPlatforms(ctx, img, bo, tags)
+		return s.buildPlatforms(ctx, img, bo, tags, sg)
 	}
 	if len(bo.annotations) > 0 {
 		var err error
@@ -369,14 +375,14 @@ func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Resul
 		res.provenance = pv
 	}
 	runners.Failpoint("export")
-	if err := s.export(ctx, parentID, bo, pr, res, pv); err != nil {
+	if err := s.export(ctx, parentID, bo, pr, res, pv, sg); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
 // export writes image id to each of the build's outputs (ExportTo, Push).
-func (s *Session) export(ctx context.Context, id string, bo buildOptions, pr *progress, res *Result, pv *attest.Provenance) error {
+func (s *Session) export(ctx context.Context, id string, bo buildOptions, pr *progress, res *Result, pv *attest.Provenance, sg *runners.SigstoreSigner) error {
 	for _, dest := range bo.exports {
 		w := pr.noteWriter("[export] ")
 		d, err := s.rt.Export(ctx, id, dest, w, runners.ExportOptions{Auth: bo.pushAuth, Compression: bo.compression, Format: bo.format})
@@ -387,6 +393,9 @@ func (s *Session) export(ctx context.Context, id string, bo buildOptions, pr *pr
 		pr.printf("exported to %s\n", dest)
 		atts, err := s.attestExport(ctx, dest, d, pv, bo.pushAuth, pr)
 		if err != nil {
+			return err
+		}
+		if err := s.signPush(ctx, sg, dest, d, atts, bo.pushAuth, pr); err != nil {
 			return err
 		}
 		res.Exports = append(res.Exports, Export{Dest: dest, ManifestDigest: d, Attestations: atts})

@@ -250,3 +250,37 @@ func pickFrom[V any](names []string, m map[string]V) []V {
 	}
 	return out
 }
+
+// TestSignByRefusesBadInput: SignBy's errors name it and say what to
+// give; none holds the passphrase.
+func TestSignByRefusesBadInput(t *testing.T) {
+	const pass = "pw-6c1d9e"
+	two := SecretFromMap("two", map[string]string{"A": pass, "B": "x"})
+	for _, tc := range []struct {
+		name string
+		opts []BuildOption
+		want string
+	}{
+		{"two variables", []BuildOption{SignBy("key", two), Push("127.0.0.1:1/x")}, "holds 2 variables"},
+		{"no key", []BuildOption{SignBy("", SecretFromMap("p", map[string]string{"P": pass})), Push("127.0.0.1:1/x")}, "no key file"},
+		{"no push", []BuildOption{SignBy("key", SecretFromMap("p", map[string]string{"P": pass})), ExportTo("oci:/tmp/x:y")}, "add Push"},
+		{"missing key file", []BuildOption{SignBy(filepath.Join(t.TempDir(), "none.key"), SecretFromMap("p", map[string]string{"P": pass})), Push("127.0.0.1:1/x")}, "none.key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var bo buildOptions
+			for _, o := range tc.opts {
+				o.applyBuild(&bo)
+			}
+			err := bo.err
+			if err == nil {
+				_, err = openSigner(bo)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "SignBy") {
+				t.Fatalf("error %v, want one naming SignBy and saying %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), pass) {
+				t.Errorf("the error holds the passphrase: %v", err)
+			}
+		})
+	}
+}

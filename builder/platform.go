@@ -81,7 +81,7 @@ type PlatformResult struct {
 // the machine has cores (the steps of one platform are independent of
 // another's; a step both share, with one key, runs once), then makes the
 // index of their images, names it and writes it out.
-func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions, tags []string) (*Result, error) {
+func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions, tags []string, sg *runners.SigstoreSigner) (*Result, error) {
 	res := &Result{Platforms: make([]PlatformResult, len(bo.platforms))}
 	pvs := make([]*attest.Provenance, len(bo.platforms))
 	errs := make([]error, len(bo.platforms))
@@ -93,6 +93,7 @@ func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions
 		one := bo
 		one.platform, one.platforms, one.tags, one.exports = p, nil, nil, nil
 		one.wantProvenance = !bo.noProvenance && slices.ContainsFunc(bo.exports, runners.CanAttach)
+		one.sign = nil
 		name := p
 		if name == "" {
 			name = hostPlatform()
@@ -150,6 +151,9 @@ func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions
 		}
 		atts, err := s.attestIndex(ctx, dest, ed, byPlatform, bo.pushAuth, pr)
 		if err != nil {
+			return nil, err
+		}
+		if err := s.signPush(ctx, sg, dest, ed, atts, bo.pushAuth, pr); err != nil {
 			return nil, err
 		}
 		res.Exports = append(res.Exports, Export{Dest: dest, ManifestDigest: ed, Attestations: atts})

@@ -79,6 +79,14 @@ func WithRegistryCertDir(dir string) Option {
 	return sessionOption(func(o *sessionOptions) { o.cfg.CertDir = dir })
 }
 
+// WithRegistriesDir reads the registries.d configuration (where
+// signatures are kept: use-sigstore-attachments, lookaside) from dir
+// instead of ~/.config/containers/registries.d or
+// /etc/containers/registries.d, as skopeo's --registries.d does.
+func WithRegistriesDir(dir string) Option {
+	return sessionOption(func(o *sessionOptions) { o.cfg.RegistriesDir = dir })
+}
+
 // WithGPUDiscovery replaces how GPU steps find the host's GPUs and describe
 // the driver's files: d lists the GPUs (default: NVML), spec describes the
 // host to the CDI spec generator (default: the real driver root and /dev).

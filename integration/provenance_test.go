@@ -42,6 +42,15 @@ func digestOf(s string) digest.Digest { return digest.Digest(s) }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
 
+// regexpFind returns the first group of re's first match in s, or "".
+func regexpFind(re, s string) string {
+	m := regexp.MustCompile(re).FindStringSubmatch(s)
+	if len(m) < 2 {
+		return ""
+	}
+	return m[1]
+}
+
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])

@@ -35,6 +35,10 @@ type Config struct {
 	// against, and client certificates (*.cert with *.key), for every
 	// registry (containers/image's DockerCertPath).
 	CertDir string
+	// RegistriesDir replaces the registries.d directories (lookaside and
+	// use-sigstore-attachments settings; containers/image's
+	// RegistriesDirPath).
+	RegistriesDir string
 	// GPU configures steps that ask for GPUs.
 	GPU GPUConfig
 	// PullPolicy is the registry bases' pull policy (Resolver.PullPolicy):
@@ -51,6 +55,7 @@ type Runtime struct {
 	rootless   bool
 	insecure   bool
 	certDir    string
+	regDir     string
 	ulimits    []string
 	runRoot    string
 	gpuCfg     GPUConfig
@@ -148,6 +153,7 @@ func open(cfg Config, asGuard bool) (*Runtime, error) {
 		rootless:   unshare.IsRootless(),
 		insecure:   cfg.Insecure,
 		certDir:    cfg.CertDir,
+		regDir:     cfg.RegistriesDir,
 		ulimits:    ulimits,
 		runRoot:    opts.RunRoot,
 		gpuCfg:     cfg.GPU,
@@ -236,6 +242,9 @@ func (r *Runtime) SystemContext() *types.SystemContext {
 	}
 	if r.certDir != "" {
 		sc.DockerCertPath = r.certDir
+	}
+	if r.regDir != "" {
+		sc.RegistriesDirPath = r.regDir
 	}
 	if r.insecure {
 		sc.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue

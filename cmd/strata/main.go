@@ -372,7 +372,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, mode
 		annotations, sshAgents                                                   []string
 		forceBuild, noCache, quiet, cacheAuthEnv, pushAuthEnv, insecure          bool
 		sf                                                                       storeFlags
-		provenance, verifyContext                                                string
+		provenance, verifyContext, signKey, signPassFile, registriesD            string
 	)
 	fs.StringVarP(&file, "file", "f", "", "the Dockerfile; - reads it from stdin (default: CONTEXT/Containerfile, else CONTEXT/Dockerfile)")
 	fs.StringVar(&specFile, "spec", "", "build from this spec file (YAML or JSON; see package spec) instead of a Dockerfile")
@@ -408,6 +408,9 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, mode
 	fs.StringVar(&compression, "compression", "", "layer compression of pushes and outputs: gzip (default), zstd, or none (local outputs only)")
 	fs.StringVar(&sde, "source-date-epoch", "", "clamp timestamps to this Unix time for reproducible images (default: $SOURCE_DATE_EPOCH)")
 	fs.StringVar(&provenance, "provenance", "true", "attach a SLSA provenance attestation to every --output oci: layout and --push: true (default; mode=min and mode=max mean the same), or false")
+	fs.StringVar(&signKey, "sign-by-sigstore-private-key", "", "sign the pushed image and its attestations with this sigstore private key (needs --push and --sign-passphrase-file)")
+	fs.StringVar(&signPassFile, "sign-passphrase-file", "", "the passphrase of the --sign-by-sigstore-private-key key: the file's first line")
+	fs.StringVar(&registriesD, "registries.d", "", "read registries.d settings (use-sigstore-attachments, lookaside) from this directory")
 	if verify {
 		fs.StringVar(&verifyContext, "context", "", "the build context to verify against (or give CONTEXT)")
 	}
@@ -488,6 +491,9 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, mode
 	sopts := []builder.Option{builder.PullPolicy(pull)}
 	if insecure {
 		sopts = append(sopts, builder.WithInsecureRegistries())
+	}
+	if registriesD != "" {
+		sopts = append(sopts, builder.WithRegistriesDir(registriesD))
 	}
 	if forceBuild {
 		sopts = append(sopts, builder.ForceBuildAll())
@@ -759,6 +765,20 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, mode
 	}
 	if provenance == "false" {
 		bopts = append(bopts, builder.NoProvenance())
+	}
+	switch {
+	case signKey != "" && signPassFile == "":
+		return usagef("--sign-by-sigstore-private-key needs --sign-passphrase-file FILE (strata does not prompt)")
+	case signKey == "" && signPassFile != "":
+		return usagef("--sign-passphrase-file applies with --sign-by-sigstore-private-key")
+	case signKey != "" && len(pushes) == 0:
+		return usagef("--sign-by-sigstore-private-key signs what strata pushes: add --push REF")
+	case signKey != "":
+		pass, err := readPassphraseFile(signPassFile)
+		if err != nil {
+			return usagef("--sign-passphrase-file: %v", err)
+		}
+		bopts = append(bopts, builder.SignBy(signKey, builder.SecretFromMap("sign-passphrase", map[string]string{"passphrase": pass})))
 	}
 	s, err = openSession(ctx, sf, sopts...)
 	if err != nil {
@@ -1186,4 +1206,15 @@ func printVerification(ctx context.Context, s *builder.Session, img builder.Imag
 		return reported{exitBuildFailed}
 	}
 	return nil
+}
+
+// readPassphraseFile returns the first line of the file (skopeo's
+// --sign-passphrase-file reads it the same way).
+func readPassphraseFile(p string) (string, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimSuffix(line, "\r"), nil
 }
