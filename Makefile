@@ -89,6 +89,8 @@ build:
 vet:
 	$(GO) vet -tags '$(TAGS)' ./...
 	$(GO) vet -tags '$(IT_TAGS)' ./integration
+	@# The SBOM module (syft) is a module of its own.
+	cd sbom && $(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
 test: vet unit integration
@@ -119,7 +121,7 @@ RUN_AS = if [ "$$(id -u)" = 0 ]; then \
 		id -u $(TEST_USER) >/dev/null 2>&1 || { echo "no user $(TEST_USER): run make setup"; exit 1; }; \
 		su $(TEST_USER) -c "$$cmd"; \
 	else bash -c "$$cmd"; fi
-IT_ENV = cd $(WORK) && $(RACE_ENV) STRATA_SKOPEO=$(SKOPEO_TOOL) STRATA_CLI=$(WORK)/strata STRATA_CLI_RACE=$(WORK)/strata-race STRATA_CLI_FAILPOINTS=$(WORK)/strata-fp STRATA_COMPARE=$(WORK)/strata-compare STRATA_TEST_CACHE=$(STRATA_TEST_CACHE) STRATA_CRASH_RANDOM_KILLS=$(CRASH_RANDOM_KILLS) STRATA_INTEGRATION=1
+IT_ENV = cd $(WORK) && $(RACE_ENV) STRATA_SKOPEO=$(SKOPEO_TOOL) STRATA_SBOM=$(WORK)/strata-sbom STRATA_CLI=$(WORK)/strata STRATA_CLI_RACE=$(WORK)/strata-race STRATA_CLI_FAILPOINTS=$(WORK)/strata-fp STRATA_COMPARE=$(WORK)/strata-compare STRATA_TEST_CACHE=$(STRATA_TEST_CACHE) STRATA_CRASH_RANDOM_KILLS=$(CRASH_RANDOM_KILLS) STRATA_INTEGRATION=1
 integration: skopeo-tool
 	@mkdir -p $(WORK) $(STRATA_TEST_CACHE) && chmod 1777 $(WORK) $(STRATA_TEST_CACHE)
 	$(GO) test -race -c -tags '$(TAGS)' -o $(WORK)/integration.test ./integration
@@ -131,7 +133,9 @@ integration: skopeo-tool
 	@# ... and with the failpoints, for the signal tests.
 	$(GO) build -tags '$(IT_TAGS)' -o $(WORK)/strata-fp ./cmd/strata
 	$(GO) build -tags '$(TAGS)' -o $(WORK)/strata-compare ./cmd/strata-compare
-	chmod 755 $(WORK)/integration.test $(WORK)/crash.test $(WORK)/strata $(WORK)/strata-race $(WORK)/strata-fp $(WORK)/strata-compare
+	@# strata-sbom, the SBOM module's command (builder.SBOM, --sbom).
+	cd sbom && $(GO) build -o $(WORK)/strata-sbom ./cmd/strata-sbom
+	chmod 755 $(WORK)/integration.test $(WORK)/crash.test $(WORK)/strata $(WORK)/strata-race $(WORK)/strata-fp $(WORK)/strata-compare $(WORK)/strata-sbom
 	@echo "running integration tests as $(TEST_USER) (or the current user)"
 	@cmd='$(IT_ENV) ./integration.test -test.v -test.timeout 60m -test.skip "^($(SLOW_IT)|$(COMPARE_IT))$$" $(IT_RUN)'; $(RUN_AS)
 	@cmd='$(IT_ENV) ./crash.test -test.v -test.timeout 30m -test.run "$(NORACE_RUN)"'; $(RUN_AS)

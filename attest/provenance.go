@@ -17,6 +17,8 @@ const (
 	StatementType = "https://in-toto.io/Statement/v1"
 	// PredicateSLSAProvenance is SLSA provenance v1.
 	PredicateSLSAProvenance = "https://slsa.dev/provenance/v1"
+	// PredicateSPDX is an SPDX document (the SBOM, SPDX 2.3 JSON).
+	PredicateSPDX = "https://spdx.dev/Document"
 	// BuildType names strata's provenance format: the parameters and
 	// step recipes described in the package doc.
 	BuildType = "https://github.com/stratabuild/strata/attest/build/v1"
@@ -153,18 +155,27 @@ func Digests(d string) map[string]string {
 
 // NewStatement wraps p in a statement about the manifest digest of name.
 func NewStatement(name, manifestDigest string, p *Provenance) ([]byte, error) {
-	ds := Digests(manifestDigest)
-	if ds == nil {
-		return nil, fmt.Errorf("provenance subject %q: not a digest", manifestDigest)
-	}
 	pb, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("encoding provenance: %w", err)
 	}
+	return NewStatementOf(name, manifestDigest, PredicateSLSAProvenance, pb)
+}
+
+// NewStatementOf wraps a predicate (JSON) of predicateType in a statement
+// about the manifest digest of name.
+func NewStatementOf(name, manifestDigest, predicateType string, predicate []byte) ([]byte, error) {
+	ds := Digests(manifestDigest)
+	if ds == nil {
+		return nil, fmt.Errorf("attestation subject %q: not a digest", manifestDigest)
+	}
+	if !json.Valid(predicate) {
+		return nil, fmt.Errorf("the %s predicate is not JSON", predicateType)
+	}
 	b, err := json.Marshal(Statement{Type: StatementType, Subject: []Subject{{Name: name, Digest: ds}},
-		PredicateType: PredicateSLSAProvenance, Predicate: pb})
+		PredicateType: predicateType, Predicate: predicate})
 	if err != nil {
-		return nil, fmt.Errorf("encoding provenance: %w", err)
+		return nil, fmt.Errorf("encoding the %s statement: %w", predicateType, err)
 	}
 	return b, nil
 }

@@ -12,7 +12,6 @@ import (
 
 	"go.podman.io/image/v5/types"
 
-	"github.com/stratabuild/strata/attest"
 	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/runners"
 )
@@ -38,6 +37,7 @@ type buildOptions struct {
 	// multi-platform build returns its provenance (Result.provenance)
 	noProvenance, wantProvenance bool
 	sign                         *signSpec // SignBy
+	sbom                         string    // SBOM: the strata-sbom binary
 	err                          error
 	// ownSignals: WithoutSignalHandling; signalsWatched: the package-level
 	// Build watches them for the whole session (signals.go).
@@ -171,7 +171,7 @@ type Result struct {
 	// image in the store).
 	Platforms []PlatformResult
 
-	provenance *attest.Provenance // wantProvenance
+	attest *attestations // wantProvenance
 }
 
 // Export is one image written by ExportTo or Push.
@@ -292,6 +292,9 @@ func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Resul
 	if err != nil {
 		return nil, err
 	}
+	if err := checkSBOM(&bo); err != nil {
+		return nil, err
+	}
 	defer func() { _ = sg.Close() }()
 	if len(bo.platforms) > 1 {
 		return s.buildPlatforms(ctx, img, bo, tags, sg)
@@ -369,10 +372,17 @@ func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Resul
 	for _, t := range tags {
 		_ = s.recipes.PutImage(t, keys)
 	}
-	var pv *attest.Provenance
-	if !bo.noProvenance && (bo.wantProvenance || slices.ContainsFunc(bo.exports, runners.CanAttach)) {
-		pv = s.provenanceOf(img, p, bo, bo.platform, started, time.Now())
-		res.provenance = pv
+	pv := &attestations{}
+	if bo.wantProvenance || slices.ContainsFunc(bo.exports, runners.CanAttach) {
+		if !bo.noProvenance {
+			pv.pv = s.provenanceOf(img, p, bo, bo.platform, started, time.Now())
+		}
+		if bo.sbom != "" {
+			if pv.sbom, err = s.sbomOf(ctx, parentID, res.ManifestDigest, name, bo.sbom, pr); err != nil {
+				return nil, err
+			}
+		}
+		res.attest = pv
 	}
 	runners.Failpoint("export")
 	if err := s.export(ctx, parentID, bo, pr, res, pv, sg); err != nil {
@@ -382,7 +392,7 @@ func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Resul
 }
 
 // export writes image id to each of the build's outputs (ExportTo, Push).
-func (s *Session) export(ctx context.Context, id string, bo buildOptions, pr *progress, res *Result, pv *attest.Provenance, sg *runners.SigstoreSigner) error {
+func (s *Session) export(ctx context.Context, id string, bo buildOptions, pr *progress, res *Result, pv *attestations, sg *runners.SigstoreSigner) error {
 	for _, dest := range bo.exports {
 		w := pr.noteWriter("[export] ")
 		d, err := s.rt.Export(ctx, id, dest, w, runners.ExportOptions{Auth: bo.pushAuth, Compression: bo.compression, Format: bo.format})

@@ -11,7 +11,6 @@ import (
 
 	"github.com/containerd/platforms"
 
-	"github.com/stratabuild/strata/attest"
 	"github.com/stratabuild/strata/runners"
 )
 
@@ -83,7 +82,7 @@ type PlatformResult struct {
 // index of their images, names it and writes it out.
 func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions, tags []string, sg *runners.SigstoreSigner) (*Result, error) {
 	res := &Result{Platforms: make([]PlatformResult, len(bo.platforms))}
-	pvs := make([]*attest.Provenance, len(bo.platforms))
+	pvs := make([]*attestations, len(bo.platforms))
 	errs := make([]error, len(bo.platforms))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -92,7 +91,7 @@ func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions
 	for i, p := range bo.platforms {
 		one := bo
 		one.platform, one.platforms, one.tags, one.exports = p, nil, nil, nil
-		one.wantProvenance = !bo.noProvenance && slices.ContainsFunc(bo.exports, runners.CanAttach)
+		one.wantProvenance = (!bo.noProvenance || bo.sbom != "") && slices.ContainsFunc(bo.exports, runners.CanAttach)
 		one.sign = nil
 		name := p
 		if name == "" {
@@ -113,7 +112,7 @@ func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions
 				return
 			}
 			res.Platforms[i] = PlatformResult{Platform: name, ImageID: r.ImageID, ManifestDigest: r.ManifestDigest, Steps: r.Steps}
-			pvs[i] = r.provenance
+			pvs[i] = r.attest
 		}()
 	}
 	wg.Wait()
@@ -143,7 +142,7 @@ func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions
 			return nil, err
 		}
 		pr.printf("exported the index of %d platforms to %s\n", len(ids), dest)
-		byPlatform := map[string]*attest.Provenance{}
+		byPlatform := map[string]*attestations{}
 		for i, pv := range pvs {
 			if pv != nil {
 				byPlatform[res.Platforms[i].Platform] = pv

@@ -207,8 +207,8 @@ func relInside(dir, path string) (string, bool) {
 
 // attestExport attaches the build's attestations to the image export
 // wrote to dest (manifest digest d).
-func (s *Session) attestExport(ctx context.Context, dest string, d string, pv *attest.Provenance, auth *types.DockerAuthConfig, pr *progress) ([]Attestation, error) {
-	if pv == nil || !canAttach(dest, pr) {
+func (s *Session) attestExport(ctx context.Context, dest string, d string, pv *attestations, auth *types.DockerAuthConfig, pr *progress) ([]Attestation, error) {
+	if pv.empty() || !canAttach(dest, pr) {
 		return nil, nil
 	}
 	sub, err := s.rt.AttachmentSubject(ctx, dest, digest.Digest(d), auth)
@@ -236,7 +236,7 @@ func canAttach(dest string, pr *progress) bool {
 
 // attestIndex attaches each platform's attestations to its manifest in
 // the index d that export wrote to dest.
-func (s *Session) attestIndex(ctx context.Context, dest string, d string, pvs map[string]*attest.Provenance, auth *types.DockerAuthConfig, pr *progress) ([]Attestation, error) {
+func (s *Session) attestIndex(ctx context.Context, dest string, d string, pvs map[string]*attestations, auth *types.DockerAuthConfig, pr *progress) ([]Attestation, error) {
 	if len(pvs) == 0 || !canAttach(dest, pr) {
 		return nil, nil
 	}
@@ -271,22 +271,52 @@ func (s *Session) attestIndex(ctx context.Context, dest string, d string, pvs ma
 	return out, nil
 }
 
-// attach writes the attestations of pv for the manifest sub in dest.
-func (s *Session) attach(ctx context.Context, dest string, sub v1.Descriptor, pv *attest.Provenance, auth *types.DockerAuthConfig, pr *progress) ([]Attestation, error) {
+// attestations are what a build attaches to each image it writes out.
+type attestations struct {
+	pv   *attest.Provenance
+	sbom []byte // SPDX JSON
+}
+
+func (a *attestations) empty() bool { return a == nil || a.pv == nil && a.sbom == nil }
+
+// attach writes the attestations of set for the manifest sub in dest.
+func (s *Session) attach(ctx context.Context, dest string, sub v1.Descriptor, set *attestations, auth *types.DockerAuthConfig, pr *progress) ([]Attestation, error) {
 	d := sub.Digest.String()
-	st, err := attest.NewStatement(subjectName(dest), d, pv)
-	if err != nil {
-		return nil, err
+	var arts []*runners.Attachment
+	var words []string
+	add := func(what, predicateType string, st []byte, err error) error {
+		if err != nil {
+			return err
+		}
+		art, err := attest.NewArtifact(st, predicateType, sub)
+		if err != nil {
+			return err
+		}
+		arts = append(arts, art)
+		words = append(words, what)
+		return nil
 	}
-	art, err := attest.NewArtifact(st, attest.PredicateSLSAProvenance, sub)
-	if err != nil {
-		return nil, err
+	if set.pv != nil {
+		st, err := attest.NewStatement(subjectName(dest), d, set.pv)
+		if err := add("provenance", attest.PredicateSLSAProvenance, st, err); err != nil {
+			return nil, err
+		}
 	}
-	if err := s.rt.Attach(ctx, dest, sub.Digest, []*runners.Attachment{art}, auth); err != nil {
+	if set.sbom != nil {
+		st, err := attest.NewStatementOf(subjectName(dest), d, attest.PredicateSPDX, set.sbom)
+		if err := add("sbom", attest.PredicateSPDX, st, err); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.rt.Attach(ctx, dest, sub.Digest, arts, auth); err != nil {
 		return nil, fmt.Errorf("attesting %s: %w", dest, err)
 	}
-	pr.printf("provenance %s attached to %s (%s)\n", art.Digest, dest, layers.ShortDigest(d))
-	return []Attestation{{PredicateType: attest.PredicateSLSAProvenance, Digest: art.Digest.String()}}, nil
+	var out []Attestation
+	for i, art := range arts {
+		pr.printf("%s %s attached to %s (%s)\n", words[i], art.Digest, dest, layers.ShortDigest(d))
+		out = append(out, Attestation{PredicateType: art.PredicateType, Digest: art.Digest.String()})
+	}
+	return out, nil
 }
 
 // subjectName names an export in its statement: a registry reference as

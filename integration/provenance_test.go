@@ -239,3 +239,152 @@ CMD ["cat", "/greeting"]
 		t.Errorf("verify of a replaced statement exited %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// layoutPredicate returns the predicate of predicateType attached to the
+// image tagged tag in the OCI layout dir, read by hand from index.json
+// and the referrers index the tag schema names.
+func layoutPredicate(t *testing.T, dir, tag, predicateType string) []byte {
+	t.Helper()
+	var idx v1.Index
+	if err := json.Unmarshal(mustRead(t, filepath.Join(dir, "index.json")), &idx); err != nil {
+		t.Fatal(err)
+	}
+	subject := ""
+	for _, m := range idx.Manifests {
+		if m.Annotations[v1.AnnotationRefName] == tag {
+			subject = m.Digest.String()
+		}
+	}
+	if subject == "" {
+		t.Fatalf("%s has no image tagged %s", dir, tag)
+	}
+	for _, m := range idx.Manifests {
+		if m.Annotations[v1.AnnotationRefName] != attest.ReferrersTag(digestOf(subject)) {
+			continue
+		}
+		var refs v1.Index
+		if err := json.Unmarshal(layoutBlob(t, dir, m.Digest.String()), &refs); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range refs.Manifests {
+			if r.Annotations[attest.AnnotationPredicateType] != predicateType {
+				continue
+			}
+			var am v1.Manifest
+			if err := json.Unmarshal(layoutBlob(t, dir, r.Digest.String()), &am); err != nil {
+				t.Fatal(err)
+			}
+			var st attest.Statement
+			if err := json.Unmarshal(layoutBlob(t, dir, am.Layers[0].Digest.String()), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.PredicateType != predicateType || len(st.Subject) != 1 || "sha256:"+st.Subject[0].Digest["sha256"] != subject {
+				t.Fatalf("statement %s: predicate %s, subject %+v (want %s)", r.Digest, st.PredicateType, st.Subject, subject)
+			}
+			return st.Predicate
+		}
+	}
+	t.Fatalf("%s:%s has no %s attestation", dir, tag, predicateType)
+	return nil
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// sbomPackages lists an SPDX document's packages as "name@version".
+func sbomPackages(t *testing.T, doc []byte) map[string]bool {
+	t.Helper()
+	var d struct {
+		SPDXVersion string `json:"spdxVersion"`
+		Packages    []struct {
+			Name        string `json:"name"`
+			VersionInfo string `json:"versionInfo"`
+		} `json:"packages"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		t.Fatalf("the SBOM does not parse: %v", err)
+	}
+	if d.SPDXVersion != "SPDX-2.3" {
+		t.Errorf("SBOM version %q, want SPDX-2.3", d.SPDXVersion)
+	}
+	out := map[string]bool{}
+	for _, p := range d.Packages {
+		out[p.Name+"@"+p.VersionInfo] = true
+	}
+	return out
+}
+
+// requireSBOMTool skips unless strata-sbom is there (make integration
+// builds it from the sbom module and sets STRATA_SBOM).
+func requireSBOMTool(t *testing.T) {
+	t.Helper()
+	if os.Getenv("STRATA_SBOM") != "" {
+		return
+	}
+	if _, err := exec.LookPath("strata-sbom"); err != nil {
+		t.Skip("needs strata-sbom (the sbom module's command: make integration builds it and sets STRATA_SBOM)")
+	}
+}
+
+// TestSBOM: strata build --sbom attaches an SPDX 2.3 SBOM of the image to
+// a tagged layout: it lists the Debian package of the dpkg database, the
+// Python package of a dist-info directory and the Go modules of a Go
+// binary, with their versions, and no host path.
+func TestSBOM(t *testing.T) {
+	requireRootless(t)
+	requireSBOMTool(t)
+	bin := strataCLI(t)
+	busybox := busyboxTar(t)
+	root := t.TempDir()
+	t.Cleanup(func() { _ = exec.Command("rm", "-rf", root).Run() })
+	store := []string{"--store", filepath.Join(root, "graph"), "--runroot", filepath.Join(root, "run")}
+	ctxDir := filepath.Join(root, "ctx")
+	writeFile(t, filepath.Join(ctxDir, "status"), "Package: hello\nStatus: install ok installed\nPriority: optional\nSection: devel\nInstalled-Size: 280\nMaintainer: Test <t@example.com>\nArchitecture: amd64\nVersion: 2.10-3\nDescription: example package\n\n")
+	writeFile(t, filepath.Join(ctxDir, "dist", "requests-2.31.0.dist-info", "METADATA"), "Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\n")
+	writeFile(t, filepath.Join(ctxDir, "dist", "requests-2.31.0.dist-info", "RECORD"), "requests/__init__.py,,\n")
+	writeFile(t, filepath.Join(ctxDir, "dist", "requests", "__init__.py"), "")
+	// A Go binary with its module list: the strata CLI itself.
+	goBin, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ctxDir, "tool"), goBin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(ctxDir, "Dockerfile"), `FROM busybox
+COPY status /var/lib/dpkg/status
+COPY dist/ /usr/lib/python3/dist-packages/
+COPY tool /usr/local/bin/tool
+`)
+	layout := filepath.Join(root, "layout")
+	r := runCLI(t, bin, append(append([]string{"build", "--progress=plain", "--sbom", "--build-context", "busybox=archive:" + busybox,
+		"--output", "oci:" + layout + ":v1"}, store...), ctxDir)...)
+	if r.code != 0 {
+		t.Fatalf("build --sbom exited %d:\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "sbom sha256:") || !strings.Contains(r.stderr, "provenance sha256:") {
+		t.Errorf("no sbom and provenance lines:\n%s", r.stderr)
+	}
+	doc := layoutPredicate(t, layout, "v1", attest.PredicateSPDX)
+	pkgs := sbomPackages(t, doc)
+	for _, want := range []string{"hello@2.10-3", "requests@2.31.0", "go.podman.io/buildah@v1.44.0"} {
+		if !pkgs[want] {
+			t.Errorf("the SBOM does not list %s (it lists %d packages)", want, len(pkgs))
+		}
+	}
+	if strings.Contains(string(doc), root) {
+		t.Errorf("the SBOM holds the host path %s", root)
+	}
+	// --sbom with no output that holds attestations: a usage error
+	// before any step.
+	r = runCLI(t, bin, append(append([]string{"build", "--sbom", "--build-context", "busybox=archive:" + busybox}, store...), ctxDir)...)
+	if r.code == 0 || !strings.Contains(r.stderr, "SBOM") {
+		t.Errorf("--sbom without an output: exit %d:\n%s", r.code, r.stderr)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stratabuild/strata/attest"
 	"github.com/stratabuild/strata/builder"
 	"github.com/stratabuild/strata/layers"
 )
@@ -123,6 +125,56 @@ func TestPythonAppOnDebianMirror(t *testing.T) {
 	if got := cachedFlags(res2); strings.Contains(got, "R") || res2.ImageID != res.ImageID {
 		t.Fatalf("rebuild: %s, image %s vs %s", got, res2.ImageID, res.ImageID)
 	}
+	// Its SBOM lists the apt and the pip packages with their versions;
+	// its provenance, the base and the app's files by digest; neither
+	// holds a host path.
+	t.Run("SBOMAndProvenance", func(t *testing.T) {
+		requireSBOMTool(t)
+		layout := filepath.Join(t.TempDir(), "layout")
+		res, err := s.Build(ctx, define(), builder.SBOM(), builder.ExportTo("oci:"+layout+":app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(res.Exports[0].Attestations); n != 2 {
+			t.Errorf("%d attestations, want the provenance and the SBOM", n)
+		}
+		doc := layoutPredicate(t, layout, "app", attest.PredicateSPDX)
+		pkgs := sbomPackages(t, doc)
+		for _, want := range []string{"strata-greet@1.0", "strata-colors@0.2"} {
+			if !pkgs[want] {
+				t.Errorf("the SBOM does not list %s", want)
+			}
+		}
+		hello := false
+		for p := range pkgs {
+			hello = hello || strings.HasPrefix(p, "hello@2.")
+		}
+		if !hello {
+			t.Error("the SBOM does not list the apt package hello with its version")
+		}
+		prov := layoutPredicate(t, layout, "app", attest.PredicateSLSAProvenance)
+		var pv attest.Provenance
+		if err := json.Unmarshal(prov, &pv); err != nil {
+			t.Fatal(err)
+		}
+		var base, app bool
+		for _, d := range pv.BuildDefinition.ResolvedDependencies {
+			base = base || strings.HasPrefix(d.Name, "base") && len(d.Digest["sha256"]) == 64
+			app = app || strings.Contains(d.Name, "AddLocalPythonSource") && len(d.Digest["sha256"]) == 64
+		}
+		if !base || !app {
+			t.Errorf("the provenance lacks the base or the app files: %+v", pv.BuildDefinition.ResolvedDependencies)
+		}
+		for _, leak := range []string{src, ix.URL} {
+			if strings.Contains(string(doc), leak) {
+				t.Errorf("the SBOM holds %q", leak)
+			}
+		}
+		if strings.Contains(string(prov), src) {
+			t.Errorf("the provenance holds the host path %s", src)
+		}
+	})
+
 	// Editing a non-Python file changes nothing; editing the app reruns its
 	// steps only.
 	writeFile(t, filepath.Join(src, "app", "notes.txt"), "edited\n")

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -322,12 +324,35 @@ func imageIsFor(store storage.Store, id, platform string) bool {
 }
 
 // layoutDigest reads an OCI layout's index.json and returns the digest of the
-// manifest named by "dir:tag", or of the only manifest when no tag is given.
+// manifest named by "dir:tag", or of the only image when no tag is given.
 func layoutDigest(ref string) (string, error) {
+	d, _, err := layoutImage(ref)
+	return d, err
+}
+
+// layoutRef is the containers/image oci: reference (without "oci:") of
+// the image that ref ("dir" or "dir:tag") names: "dir:tag", or, with no
+// tag, "dir:@N" for the only image, which index.json may list beside
+// attestations' referrers indexes (named sha256-<hex>).
+func layoutRef(ref string) (string, error) {
+	dir, tag := splitLayoutRef(ref)
+	if tag != "" {
+		return dir + ":" + tag, nil
+	}
+	_, i, err := layoutImage(ref)
+	if err != nil {
+		return "", err
+	}
+	return dir + ":@" + strconv.Itoa(i), nil
+}
+
+// layoutImage finds the image of ref in index.json: its digest and
+// position.
+func layoutImage(ref string) (string, int, error) {
 	dir, tag := splitLayoutRef(ref)
 	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
 	if err != nil {
-		return "", fmt.Errorf("OCI layout %s: %w", dir, err)
+		return "", 0, fmt.Errorf("OCI layout %s: %w", dir, err)
 	}
 	var idx struct {
 		Manifests []struct {
@@ -336,24 +361,33 @@ func layoutDigest(ref string) (string, error) {
 		} `json:"manifests"`
 	}
 	if err := json.Unmarshal(raw, &idx); err != nil {
-		return "", fmt.Errorf("OCI layout %s: index.json: %w", dir, err)
+		return "", 0, fmt.Errorf("OCI layout %s: index.json: %w", dir, err)
 	}
 	var found []string
-	for _, m := range idx.Manifests {
-		if tag == "" || m.Annotations["org.opencontainers.image.ref.name"] == tag {
+	at := -1
+	for i, m := range idx.Manifests {
+		name := m.Annotations["org.opencontainers.image.ref.name"]
+		if tag == "" && referrersTag.MatchString(name) {
+			continue // an image's attestations, not an image
+		}
+		if tag == "" || name == tag {
 			found = append(found, m.Digest)
+			at = i
 		}
 	}
 	switch {
 	case len(found) == 1:
-		return found[0], nil
+		return found[0], at, nil
 	case len(found) == 0 && tag != "":
-		return "", fmt.Errorf("OCI layout %s has no image tagged %q", dir, tag)
+		return "", 0, fmt.Errorf("OCI layout %s has no image tagged %q", dir, tag)
 	case len(found) == 0:
-		return "", fmt.Errorf("OCI layout %s holds no image", dir)
+		return "", 0, fmt.Errorf("OCI layout %s holds no image", dir)
 	}
-	return "", fmt.Errorf("OCI layout %s holds %d images: name one as %s:<tag>", dir, len(found), dir)
+	return "", 0, fmt.Errorf("OCI layout %s holds %d images: name one as %s:<tag>", dir, len(found), dir)
 }
+
+// referrersTag matches the referrers tag schema's names (sha256-<hex>).
+var referrersTag = regexp.MustCompile(`^sha256-[0-9a-f]{64}$`)
 
 func splitLayoutRef(ref string) (dir, tag string) {
 	if i := strings.LastIndex(ref, ":"); i > 0 && !strings.Contains(ref[i:], "/") {
@@ -409,7 +443,11 @@ func (r *Runtime) ImportBase(ctx context.Context, b Base, digest string, report 
 		r.nameBase(id, named)
 		return id, nil
 	case BaseOCILayout:
-		name = "oci:" + b.Ref
+		lr, err := layoutRef(b.Ref)
+		if err != nil {
+			return "", err
+		}
+		name = "oci:" + lr
 	case BaseArchive:
 		t, err := archiveTransport(b.Ref)
 		if err != nil {

@@ -58,9 +58,11 @@ func (r *Resolver) BaseConfig(ctx context.Context, b Base) (*ImageConfig, error)
 			return nil, fmt.Errorf("base archive %s: %w", b.Ref, err)
 		}
 	case BaseOCILayout:
-		dir, tag := splitLayoutRef(b.Ref)
-		var err error
-		if ref, err = layout.NewReference(dir, tag); err != nil {
+		lr, err := layoutRef(b.Ref)
+		if err != nil {
+			return nil, err
+		}
+		if ref, err = layout.ParseReference(lr); err != nil {
 			return nil, fmt.Errorf("OCI layout %s: %w", b.Ref, err)
 		}
 	case BaseID:

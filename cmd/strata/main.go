@@ -365,14 +365,14 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, mode
 	}
 	fs := newFlagSet(name, usage, stderr)
 	var (
-		mountsTo, mountsFrom                                                     string
-		file, specFile, cacheTo, target, progressMode, compression, sde, gpuType string
-		network, pull, iidFile, metadataFile, format, platform                   string
-		tags, pushes, cacheFrom, outputs, buildArgs, contexts, secrets, labels   []string
-		annotations, sshAgents                                                   []string
-		forceBuild, noCache, quiet, cacheAuthEnv, pushAuthEnv, insecure          bool
-		sf                                                                       storeFlags
-		provenance, verifyContext, signKey, signPassFile, registriesD            string
+		mountsTo, mountsFrom                                                      string
+		file, specFile, cacheTo, target, progressMode, compression, sde, gpuType  string
+		network, pull, iidFile, metadataFile, format, platform                    string
+		tags, pushes, cacheFrom, outputs, buildArgs, contexts, secrets, labels    []string
+		annotations, sshAgents                                                    []string
+		forceBuild, noCache, quiet, cacheAuthEnv, pushAuthEnv, insecure, withSBOM bool
+		sf                                                                        storeFlags
+		provenance, verifyContext, signKey, signPassFile, registriesD             string
 	)
 	fs.StringVarP(&file, "file", "f", "", "the Dockerfile; - reads it from stdin (default: CONTEXT/Containerfile, else CONTEXT/Dockerfile)")
 	fs.StringVar(&specFile, "spec", "", "build from this spec file (YAML or JSON; see package spec) instead of a Dockerfile")
@@ -408,6 +408,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, mode
 	fs.StringVar(&compression, "compression", "", "layer compression of pushes and outputs: gzip (default), zstd, or none (local outputs only)")
 	fs.StringVar(&sde, "source-date-epoch", "", "clamp timestamps to this Unix time for reproducible images (default: $SOURCE_DATE_EPOCH)")
 	fs.StringVar(&provenance, "provenance", "true", "attach a SLSA provenance attestation to every --output oci: layout and --push: true (default; mode=min and mode=max mean the same), or false")
+	fs.BoolVar(&withSBOM, "sbom", false, "attach an SPDX SBOM of the image (syft, through strata-sbom) to every --output oci: layout and --push")
 	fs.StringVar(&signKey, "sign-by-sigstore-private-key", "", "sign the pushed image and its attestations with this sigstore private key (needs --push and --sign-passphrase-file)")
 	fs.StringVar(&signPassFile, "sign-passphrase-file", "", "the passphrase of the --sign-by-sigstore-private-key key: the file's first line")
 	fs.StringVar(&registriesD, "registries.d", "", "read registries.d settings (use-sigstore-attachments, lookaside) from this directory")
@@ -765,6 +766,9 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, mode
 	}
 	if provenance == "false" {
 		bopts = append(bopts, builder.NoProvenance())
+	}
+	if withSBOM {
+		bopts = append(bopts, builder.SBOM())
 	}
 	switch {
 	case signKey != "" && signPassFile == "":
