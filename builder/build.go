@@ -38,6 +38,7 @@ type buildOptions struct {
 	noProvenance, wantProvenance bool
 	sign                         *signSpec // SignBy
 	sbom                         string    // SBOM: the strata-sbom binary
+	verifyKey                    string    // RequireSignedBy (Verify)
 	err                          error
 	// ownSignals: WithoutSignalHandling; signalsWatched: the package-level
 	// Build watches them for the whole session (signals.go).

@@ -336,3 +336,60 @@ func ExamplePlatform() {
 	img := builder.FromArchive("./rootfs-arm64.tar", builder.Platform("linux/arm64")).RunCommands([]string{"uname -m"})
 	_ = img
 }
+
+// Pushes and tagged oci: layouts get a SLSA provenance by default; SBOM
+// adds an SPDX SBOM and SignBy signs the image and both attestations.
+// Result lists what was attached.
+func ExampleSBOM() {
+	img := builder.FromDockerfile("./Dockerfile")
+	build := func() error {
+		res, err := builder.Build(context.Background(), img,
+			builder.Push("registry.example.com/team/app:1"),
+			builder.SBOM(),
+			builder.SignBy("/etc/strata/sign.key", builder.SecretFromEnv("SIGN_PASSPHRASE")))
+		if err != nil {
+			return err
+		}
+		for _, a := range res.Exports[0].Attestations {
+			fmt.Println(a.PredicateType, a.Digest)
+		}
+		return nil
+	}
+	_ = build
+}
+
+// NoProvenance writes the image without attestations.
+func ExampleNoProvenance() {
+	img := builder.FromDockerfile("./Dockerfile")
+	_ = func() error {
+		_, err := builder.Build(context.Background(), img, builder.ExportTo("oci:/tmp/layout:app"), builder.NoProvenance())
+		return err
+	}
+}
+
+// Verify checks a pushed image's provenance against the definition: each
+// step's key must reproduce from the source here.
+func ExampleSession_Verify() {
+	ctx := context.Background()
+	verify := func() error {
+		s, err := builder.Open(ctx)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		v, err := s.Verify(ctx, builder.FromDockerfile("./Dockerfile"), "docker://registry.example.com/team/app:1")
+		if err != nil {
+			return err
+		}
+		for _, st := range v.Steps {
+			if !st.Same {
+				fmt.Printf("%s: %s\n", st.Name(), st.Why)
+			}
+		}
+		if !v.OK {
+			return fmt.Errorf("%s does not reproduce", v.Image)
+		}
+		return nil
+	}
+	_ = verify
+}

@@ -60,11 +60,16 @@ func (v StepVerification) Name() string {
 // ReadProvenance reads the strata provenance attached to image
 // (oci:DIR[:TAG] or docker://REF). For an image index it reads the
 // manifest of the platform given with Platforms (default: the host's).
-// It returns the provenance and the manifest digest it is about.
+// It returns the provenance and the manifest digest it is about. With
+// RequireSignedBy, the image and the provenance must carry sigstore
+// signatures by that key (docker:// images only).
 func (s *Session) ReadProvenance(ctx context.Context, image string, opts ...BuildOption) (*attest.Provenance, string, error) {
-	bo, err := planOptions("ReadProvenance", opts, "Platforms", "PushAuth")
+	bo, err := planOptions("ReadProvenance", opts, "Platforms", "PushAuth", "RequireSignedBy")
 	if err != nil {
 		return nil, "", err
+	}
+	if bo.verifyKey != "" && !strings.HasPrefix(image, "docker://") {
+		return nil, "", fmt.Errorf("RequireSignedBy: %s is not in a registry: signatures are kept beside pushed images (docker://REF)", image)
 	}
 	sub, atts, err := s.rt.Attestations(ctx, image, bo.platform, bo.pushAuth)
 	if err != nil {
@@ -78,6 +83,11 @@ func (s *Session) ReadProvenance(ctx context.Context, image string, opts ...Buil
 		}
 		_, pv, err := attest.ParseProvenance(a.Statement, d)
 		if err == nil {
+			if bo.verifyKey != "" {
+				if err := s.checkSigned(ctx, image, d, a.Digest.String(), bo); err != nil {
+					return nil, d, err
+				}
+			}
 			return pv, d, nil
 		}
 		if !errors.Is(err, attest.ErrNotProvenance) {
@@ -90,6 +100,34 @@ func (s *Session) ReadProvenance(ctx context.Context, image string, opts ...Buil
 	return nil, d, fmt.Errorf("image %s (%s) has no strata provenance attached (built with --provenance=false or NoProvenance, or by another builder)", image, layers.ShortDigest(d))
 }
 
+// RequireSignedBy makes Verify and ReadProvenance check that the image
+// (as its reference names it, and its platform's manifest) and its
+// provenance carry sigstore signatures by the public key in
+// publicKeyFile, as a policy.json sigstoreSigned requirement would. The
+// registry's registries.d entry must say use-sigstore-attachments: true.
+func RequireSignedBy(publicKeyFile string) BuildOption {
+	return named("RequireSignedBy", func(o *buildOptions) { o.verifyKey = publicKeyFile })
+}
+
+// checkSigned checks the signatures of image, of its manifest d and of
+// the attestation att.
+func (s *Session) checkSigned(ctx context.Context, image, d, att string, bo buildOptions) error {
+	repo := repoOf(image)
+	refs := []string{image}
+	if !strings.HasSuffix(image, "@"+d) {
+		refs = append(refs, repo+"@"+d)
+	}
+	for _, ref := range refs {
+		if err := s.rt.CheckSigned(ctx, ref, bo.verifyKey, bo.pushAuth); err != nil {
+			return fmt.Errorf("image %s: %w", image, err)
+		}
+	}
+	if err := s.rt.CheckSigned(ctx, repo+"@"+att, bo.verifyKey, bo.pushAuth); err != nil {
+		return fmt.Errorf("image %s: its provenance %s: %w", image, att, err)
+	}
+	return nil
+}
+
 // Verify checks the provenance attached to image (oci:DIR[:TAG] or
 // docker://REF) against img, the definition it says it was built from:
 // every recorded key must follow from its recorded recipe, and planning
@@ -98,10 +136,10 @@ func (s *Session) ReadProvenance(ctx context.Context, image string, opts ...Buil
 // is named with what differs, in Session.Explain's words (for a local
 // input, the files). Nothing is built or written. A base that no longer
 // resolves is planned with its recorded digest and reported in Notes.
-// It takes Platforms (which image of an index) and PushAuth (the
-// registry's credentials, default auth.json).
+// It takes Platforms (which image of an index), PushAuth (the
+// registry's credentials, default auth.json) and RequireSignedBy.
 func (s *Session) Verify(ctx context.Context, img Image, image string, opts ...BuildOption) (*Verification, error) {
-	bo, err := planOptions("Verify", opts, "Platforms", "PushAuth")
+	bo, err := planOptions("Verify", opts, "Platforms", "PushAuth", "RequireSignedBy")
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ func sigstoreSkopeo(t *testing.T) string {
 // skopeo-tool), with a policy that requires sigstoreSigned by the public
 // key, accepts the signed image,
 // refuses an unsigned one and refuses the tag once it names another
-// image; a wrong passphrase fails before any step runs and pushes
+// image, and so does strata verify --sigstore-public-key; a wrong passphrase fails before any step runs and pushes
 // nothing; the passphrase appears nowhere.
 func TestSignedPush(t *testing.T) {
 	requireRootless(t)
@@ -105,13 +105,27 @@ func TestSignedPush(t *testing.T) {
 		t.Errorf("the attestation %s has no signature: %v", att, err)
 	}
 
-	// Unsigned: refused.
+	// strata verify with the public key: the image's and the
+	// provenance's signatures, then every key.
+	verify := func(ref string) cliResult {
+		args := append([]string{"verify", "docker://" + ref, "--sigstore-public-key", pub, "--registries.d", regD, "--insecure-registry",
+			"--build-context", "busybox=archive:" + busybox}, store...)
+		return runCLI(t, bin, append(args, ctxDir)...)
+	}
+	if r = verify(reg + "/app:v1"); r.code != 0 || !strings.Contains(r.stdout, "3 of 3 steps reproduce") {
+		t.Errorf("verify --sigstore-public-key of the signed image exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// Unsigned: refused, by skopeo and by strata verify.
 	r = build("--build-arg", "N=2", "--push", reg+"/app:unsigned")
 	if r.code != 0 {
 		t.Fatalf("unsigned build exited %d:\n%s", r.code, r.stderr)
 	}
 	if ok, out := accepts(reg + "/app:unsigned"); ok {
 		t.Errorf("skopeo accepted an unsigned image:\n%s", out)
+	}
+	if r = verify(reg + "/app:unsigned"); r.code != 1 || !strings.Contains(r.stderr, "is not signed by the key") || !strings.Contains(r.stderr, reg+"/app:unsigned") {
+		t.Errorf("verify of an unsigned image exited %d:\n%s", r.code, r.stderr)
 	}
 	// The tag replaced by another image: refused.
 	if out, err := exec.Command("skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
@@ -120,6 +134,9 @@ func TestSignedPush(t *testing.T) {
 	}
 	if ok, out := accepts(reg + "/app:v1"); ok {
 		t.Errorf("skopeo accepted app:v1 after it was replaced by an unsigned image:\n%s", out)
+	}
+	if r = verify(reg + "/app:v1"); r.code != 1 || !strings.Contains(r.stderr, "is not signed by the key") {
+		t.Errorf("verify of the replaced tag exited %d:\n%s", r.code, r.stderr)
 	}
 
 	// A wrong passphrase: fails before any step, pushes nothing, and

@@ -10,6 +10,7 @@ import (
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/reference"
+	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/signature/signer"
 	"go.podman.io/image/v5/signature/sigstore"
@@ -90,6 +91,45 @@ func (r *Runtime) Sign(ctx context.Context, dest string, d digest.Digest, s *Sig
 			return fmt.Errorf("signing %s: %w: enable them for %s in a registries.d file (e.g. ~/.config/containers/registries.d/sigstore.yaml: \"docker:\\n  %s:\\n    use-sigstore-attachments: true\"), as skopeo and podman need to find the signatures too", dest, err, reference.Domain(named), reference.Domain(named))
 		}
 		return fmt.Errorf("signing %s: %w", dest, err)
+	}
+	return nil
+}
+
+// CheckSigned checks that the manifest src names (docker://REPO:TAG or
+// docker://REPO@DIGEST; for an index, the index) carries a sigstore
+// signature by the public key in pubKeyFile for that reference, as a
+// policy.json sigstoreSigned requirement would (containers/image's policy
+// evaluation, the code skopeo and podman run).
+func (r *Runtime) CheckSigned(ctx context.Context, src, pubKeyFile string, auth *types.DockerAuthConfig) error {
+	named, err := reference.ParseNormalizedNamed(strings.TrimPrefix(src, "docker://"))
+	if err != nil {
+		return fmt.Errorf("checking the signature of %s: %w", src, err)
+	}
+	ref, err := docker.NewReference(named)
+	if err != nil {
+		return fmt.Errorf("checking the signature of %s: %w", src, err)
+	}
+	req, err := signature.NewPRSigstoreSigned(signature.PRSigstoreSignedWithKeyPath(pubKeyFile),
+		signature.PRSigstoreSignedWithSignedIdentity(signature.NewPRMMatchRepoDigestOrExact()))
+	if err != nil {
+		return fmt.Errorf("public key %s: %w", pubKeyFile, err)
+	}
+	pc, err := signature.NewPolicyContext(&signature.Policy{Default: signature.PolicyRequirements{req}})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = pc.Destroy() }()
+	sc := r.SystemContext()
+	if auth != nil {
+		sc.DockerAuthConfig = auth
+	}
+	is, err := ref.NewImageSource(ctx, sc)
+	if err != nil {
+		return fmt.Errorf("checking the signature of %s: %w", src, err)
+	}
+	defer is.Close()
+	if ok, err := pc.IsRunningImageAllowed(ctx, image.UnparsedInstance(is, nil)); !ok {
+		return fmt.Errorf("%s is not signed by the key %s: %w", src, pubKeyFile, err)
 	}
 	return nil
 }

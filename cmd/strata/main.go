@@ -372,7 +372,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, mode
 		annotations, sshAgents                                                    []string
 		forceBuild, noCache, quiet, cacheAuthEnv, pushAuthEnv, insecure, withSBOM bool
 		sf                                                                        storeFlags
-		provenance, verifyContext, signKey, signPassFile, registriesD             string
+		provenance, verifyContext, signKey, signPassFile, registriesD, verifyKey  string
 	)
 	fs.StringVarP(&file, "file", "f", "", "the Dockerfile; - reads it from stdin (default: CONTEXT/Containerfile, else CONTEXT/Dockerfile)")
 	fs.StringVar(&specFile, "spec", "", "build from this spec file (YAML or JSON; see package spec) instead of a Dockerfile")
@@ -414,6 +414,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, mode
 	fs.StringVar(&registriesD, "registries.d", "", "read registries.d settings (use-sigstore-attachments, lookaside) from this directory")
 	if verify {
 		fs.StringVar(&verifyContext, "context", "", "the build context to verify against (or give CONTEXT)")
+		fs.StringVar(&verifyKey, "sigstore-public-key", "", "also require sigstore signatures by this public key on the image and its provenance (docker:// images)")
 	}
 	sf.register(fs)
 	pos, err := parseFlags(fs, args)
@@ -523,6 +524,9 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, mode
 		}
 		if pushAuthEnv {
 			ropts = append(ropts, builder.PushAuth(builder.SecretFromEnv("REGISTRY_USERNAME", "REGISTRY_PASSWORD")))
+		}
+		if verifyKey != "" {
+			ropts = append(ropts, builder.RequireSignedBy(verifyKey))
 		}
 		if vprov, vdigest, err = s.ReadProvenance(ctx, verifyImage, ropts...); err != nil {
 			fmt.Fprintf(stderr, "strata: %v\n", err)
