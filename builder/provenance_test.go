@@ -193,3 +193,34 @@ func whyAll(v *Verification) string {
 	}
 	return strings.Join(append(out, v.Notes...), "\n")
 }
+
+// TestVerifyBaseGone: a base that no longer resolves (its archive is
+// gone) is planned with the digest the provenance records, and a note
+// says so; the keys still reproduce.
+func TestVerifyBaseGone(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	archive := emptyRootfs(t)
+	def := func() Image {
+		return FromArchive(archive).AddLocalDir(dir, "/app", Copy())
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := def().Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Session{resolver: &runners.Resolver{}}
+	pv := s.provenanceOf(def(), p, buildOptions{}, "", time.Now(), time.Now())
+	if err := os.Remove(archive); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.VerifyProvenance(ctx, def(), pv, "img", "sha256:x", "")
+	if err != nil {
+		t.Fatalf("a base that no longer resolves is fatal: %v", err)
+	}
+	if !v.OK || len(v.Notes) != 1 || !strings.Contains(v.Notes[0], "no longer resolves") || !strings.Contains(v.Notes[0], "recorded digest") {
+		t.Errorf("OK=%v notes %q: %s", v.OK, v.Notes, whyAll(v))
+	}
+}

@@ -18,6 +18,23 @@ import (
 	"github.com/stratabuild/strata/attest"
 )
 
+// attestSetup is what the attestation tests share: the CLI, a busybox
+// rootfs, a registry, a work directory and the flags of a store in it.
+func attestSetup(t *testing.T) (bin, busybox, reg, root string, store []string) {
+	t.Helper()
+	requireRootless(t)
+	if _, err := exec.LookPath("skopeo"); err != nil {
+		t.Skip("skopeo not installed (make setup installs it)")
+	}
+	bin = strataCLI(t)
+	busybox = busyboxTar(t)
+	reg = startRegistry(t)
+	root = t.TempDir()
+	t.Cleanup(func() { _ = exec.Command("rm", "-rf", root).Run() })
+	store = []string{"--store", filepath.Join(root, "graph"), "--runroot", filepath.Join(root, "run")}
+	return bin, busybox, reg, root, store
+}
+
 // layoutBlob reads blob d of the OCI layout dir.
 func layoutBlob(t *testing.T, dir, d string) []byte {
 	t.Helper()
@@ -66,16 +83,7 @@ func sha256Hex(b []byte) string {
 // the file after an edit, and refuses an attestation whose blob was
 // replaced; --provenance=false attaches nothing.
 func TestProvenance(t *testing.T) {
-	requireRootless(t)
-	if _, err := exec.LookPath("skopeo"); err != nil {
-		t.Skip("skopeo not installed (make setup installs it)")
-	}
-	bin := strataCLI(t)
-	busybox := busyboxTar(t)
-	reg := startRegistry(t)
-	root := t.TempDir()
-	t.Cleanup(func() { _ = exec.Command("rm", "-rf", root).Run() })
-	store := []string{"--store", filepath.Join(root, "graph"), "--runroot", filepath.Join(root, "run")}
+	bin, busybox, reg, root, store := attestSetup(t)
 	const secretValue = "tok-value-5f1c8e29d7"
 	secretFile := filepath.Join(root, "token")
 	writeFile(t, secretFile, secretValue)

@@ -33,20 +33,12 @@ func sigstoreSkopeo(t *testing.T) string {
 // skopeo-tool), with a policy that requires sigstoreSigned by the public
 // key, accepts the signed image,
 // refuses an unsigned one and refuses the tag once it names another
-// image, and so does strata verify --sigstore-public-key; a wrong passphrase fails before any step runs and pushes
-// nothing; the passphrase appears nowhere.
+// image, and so does strata verify --sigstore-public-key; a wrong
+// passphrase fails before any step runs and pushes nothing; the passphrase
+// appears nowhere.
 func TestSignedPush(t *testing.T) {
-	requireRootless(t)
-	if _, err := exec.LookPath("skopeo"); err != nil {
-		t.Skip("skopeo not installed (make setup installs it)")
-	}
 	verifier := sigstoreSkopeo(t)
-	bin := strataCLI(t)
-	busybox := busyboxTar(t)
-	reg := startRegistry(t)
-	root := t.TempDir()
-	t.Cleanup(func() { _ = exec.Command("rm", "-rf", root).Run() })
-	store := []string{"--store", filepath.Join(root, "graph"), "--runroot", filepath.Join(root, "run")}
+	bin, busybox, reg, root, store := attestSetup(t)
 
 	const passphrase = "pass-3b8e1f0c97d2"
 	keys, err := sigstore.GenerateKeyPair([]byte(passphrase))

@@ -433,21 +433,10 @@ func layoutAttestations(dir, tag, platform string) (v1.Descriptor, []Attestation
 		}
 		return v1.Descriptor{}, nil, fmt.Errorf("OCI layout %s: %d images with %s", dir, len(found), what)
 	}
-	top := found[0]
-	if top.MediaType.IsIndex() {
-		child, err := ii.ImageIndex(top.Digest)
-		if err != nil {
-			return v1.Descriptor{}, nil, fmt.Errorf("reading OCI layout %s: %w", dir, err)
-		}
-		cm, err := child.IndexManifest()
-		if err != nil {
-			return v1.Descriptor{}, nil, fmt.Errorf("reading OCI layout %s: %w", dir, err)
-		}
-		if top, err = pickPlatform(cm.Manifests, platform); err != nil {
-			return v1.Descriptor{}, nil, fmt.Errorf("OCI layout %s: %w", dir, err)
-		}
+	subject, err := subjectOf(found[0], func() (ggcrv1.ImageIndex, error) { return ii.ImageIndex(found[0].Digest) }, platform)
+	if err != nil {
+		return v1.Descriptor{}, nil, fmt.Errorf("OCI layout %s: %w", dir, err)
 	}
-	subject := v1.Descriptor{MediaType: string(top.MediaType), Digest: digest.Digest(top.Digest.String()), Size: top.Size}
 	rt := attest.ReferrersTag(subject.Digest)
 	var out []Attestation
 	for _, m := range im.Manifests {
@@ -494,6 +483,25 @@ func readAttestation(d digest.Digest, manifest []byte, subject digest.Digest, fe
 	return Attestation{Digest: d, PredicateType: pt, Statement: st}, nil
 }
 
+// subjectOf is the manifest an attestation of top is about: top itself,
+// or for an index (read by index) its manifest for platform.
+func subjectOf(top ggcrv1.Descriptor, index func() (ggcrv1.ImageIndex, error), platform string) (v1.Descriptor, error) {
+	if top.MediaType.IsIndex() {
+		ii, err := index()
+		if err != nil {
+			return v1.Descriptor{}, fmt.Errorf("reading the index %s: %w", top.Digest, err)
+		}
+		im, err := ii.IndexManifest()
+		if err != nil {
+			return v1.Descriptor{}, fmt.Errorf("reading the index %s: %w", top.Digest, err)
+		}
+		if top, err = pickPlatform(im.Manifests, platform); err != nil {
+			return v1.Descriptor{}, err
+		}
+	}
+	return v1.Descriptor{MediaType: string(top.MediaType), Digest: digest.Digest(top.Digest.String()), Size: top.Size}, nil
+}
+
 // pickPlatform picks platform's manifest from an index's list.
 func pickPlatform(list []ggcrv1.Descriptor, platform string) (ggcrv1.Descriptor, error) {
 	var have []string
@@ -520,21 +528,10 @@ func remoteAttestations(ctx context.Context, c *regConn, platform string) (v1.De
 	if err != nil {
 		return v1.Descriptor{}, nil, fmt.Errorf("reading %s: %w", ref, err)
 	}
-	top := desc.Descriptor
-	if desc.MediaType.IsIndex() {
-		idx, err := desc.ImageIndex()
-		if err != nil {
-			return v1.Descriptor{}, nil, fmt.Errorf("reading %s: %w", ref, err)
-		}
-		im, err := idx.IndexManifest()
-		if err != nil {
-			return v1.Descriptor{}, nil, fmt.Errorf("reading %s: %w", ref, err)
-		}
-		if top, err = pickPlatform(im.Manifests, platform); err != nil {
-			return v1.Descriptor{}, nil, fmt.Errorf("%s: %w", ref, err)
-		}
+	subject, err := subjectOf(desc.Descriptor, desc.ImageIndex, platform)
+	if err != nil {
+		return v1.Descriptor{}, nil, fmt.Errorf("%s: %w", ref, err)
 	}
-	subject := v1.Descriptor{MediaType: string(top.MediaType), Digest: digest.Digest(top.Digest.String()), Size: top.Size}
 	refs, err := remote.Referrers(c.repo.Digest(subject.Digest.String()), opts...)
 	if err != nil {
 		return subject, nil, fmt.Errorf("listing the referrers of %s@%s: %w", c.repo, subject.Digest, err)
