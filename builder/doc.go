@@ -67,6 +67,17 @@
 // ForceBuild() on a step, or STRATA_FORCE_BUILD=1 for all, runs it and every
 // step after it again.
 //
+// # Attestations
+//
+// Every Push and every tagged ExportTo("oci:DIR:TAG") gets a SLSA
+// provenance made from the steps' recipes (package attest; NoProvenance
+// leaves it out), SBOM adds an SPDX SBOM (syft, through the sbom module's
+// strata-sbom command), and SignBy signs pushed images and their
+// attestations with a sigstore key. Each is an OCI 1.1 artifact whose
+// subject is the image manifest (one per platform manifest of an index),
+// listed in Export.Attestations. Session.Verify reads a provenance back
+// and recomputes every step key from the source.
+//
 // This package orchestrates; it never touches Buildah directly (package
 // runners does).
 package builder
