@@ -226,7 +226,7 @@ func canAttach(dest string, pr *progress) bool {
 		return false
 	}
 	if rest, ok := strings.CutPrefix(dest, "oci:"); ok {
-		if _, tag := ociDirOfDest(rest); tag == "" {
+		if _, tag := runners.OCIDirOf(rest); tag == "" {
 			pr.printf("note: no provenance attached to %s: name a tag (oci:DIR:TAG) to get one (an untagged layout keeps one manifest)\n", dest)
 			return false
 		}
@@ -326,13 +326,8 @@ func subjectName(dest string) string {
 		return ref
 	}
 	_, rest, _ := strings.Cut(dest, ":")
-	if _, tag := ociDirOfDest(rest); tag != "" {
+	if _, tag := runners.OCIDirOf(rest); tag != "" {
 		return tag
 	}
 	return "image"
-}
-
-func ociDirOfDest(ref string) (dir, tag string) {
-	dir, tag, _ = strings.Cut(ref, ":")
-	return dir, tag
 }

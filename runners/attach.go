@@ -43,7 +43,7 @@ type Attachment = attest.Artifact
 func (r *Runtime) AttachmentSubject(ctx context.Context, dest string, d digest.Digest, auth *types.DockerAuthConfig) (v1.Descriptor, error) {
 	switch tr, rest, _ := strings.Cut(dest, ":"); tr {
 	case "oci":
-		dir, _ := ociDirOf(rest)
+		dir, _ := OCIDirOf(rest)
 		return layoutDescriptor(dir, d)
 	case "docker":
 		c, err := r.remoteRepo(strings.TrimPrefix(rest, "//"), auth)
@@ -76,7 +76,7 @@ func (r *Runtime) Attach(ctx context.Context, dest string, subject digest.Digest
 	}
 	switch tr, rest, _ := strings.Cut(dest, ":"); tr {
 	case "oci":
-		dir, _ := ociDirOf(rest)
+		dir, _ := OCIDirOf(rest)
 		return attachLayout(dir, subject, arts)
 	case "docker":
 		c, err := r.remoteRepo(strings.TrimPrefix(rest, "//"), auth)
@@ -88,8 +88,9 @@ func (r *Runtime) Attach(ctx context.Context, dest string, subject digest.Digest
 	return fmt.Errorf("%s holds no attestations: they go to oci: layouts and registries", dest)
 }
 
-// ociDirOf splits "DIR[:TAG]" as containers/image's oci transport does.
-func ociDirOf(ref string) (dir, tag string) {
+// OCIDirOf splits an oci: reference "DIR[:TAG]" (without "oci:") as
+// containers/image's oci transport does.
+func OCIDirOf(ref string) (dir, tag string) {
 	dir, tag, _ = strings.Cut(ref, ":")
 	return dir, tag
 }
@@ -394,7 +395,7 @@ func (r *Runtime) Attestations(ctx context.Context, src, platform string, auth *
 	}
 	switch tr, rest, _ := strings.Cut(src, ":"); tr {
 	case "oci":
-		dir, tag := ociDirOf(rest)
+		dir, tag := OCIDirOf(rest)
 		return layoutAttestations(dir, tag, platform)
 	case "docker":
 		c, err := r.remoteRepo(strings.TrimPrefix(rest, "//"), auth)
@@ -576,7 +577,7 @@ func (r *Runtime) IndexManifests(ctx context.Context, dest string, d digest.Dige
 	var im *ggcrv1.IndexManifest
 	switch tr, rest, _ := strings.Cut(dest, ":"); tr {
 	case "oci":
-		dir, _ := ociDirOf(rest)
+		dir, _ := OCIDirOf(rest)
 		p, err := layout.FromPath(dir)
 		if err != nil {
 			return nil, fmt.Errorf("reading OCI layout %s: %w", dir, err)
