@@ -439,12 +439,20 @@ func checkLayout(t *testing.T, dir string) layoutImage {
 		}
 	}
 	var idx struct {
-		Manifests []struct{ Digest string } `json:"manifests"`
+		Manifests []struct {
+			Digest      string            `json:"digest"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"manifests"`
 	}
 	readJSON(filepath.Join(dir, "index.json"), &idx)
-	// An untagged layout keeps one manifest: no provenance is attached.
-	if len(idx.Manifests) != 1 {
-		t.Fatalf("index has %d manifests", len(idx.Manifests))
+	// One image; a tagged layout also lists its provenance's referrers
+	// index, named sha256-<hex of the image's manifest> (an untagged one
+	// keeps one manifest).
+	if n := len(idx.Manifests); n < 1 || n > 2 {
+		t.Fatalf("index has %d manifests", n)
+	}
+	if len(idx.Manifests) == 2 && idx.Manifests[1].Annotations["org.opencontainers.image.ref.name"] != "sha256-"+strings.TrimPrefix(idx.Manifests[0].Digest, "sha256:") {
+		t.Fatalf("index.json lists %+v: want the image and its referrers index", idx.Manifests)
 	}
 	blob := func(d string) string { return filepath.Join(blobs, strings.TrimPrefix(d, "sha256:")) }
 	var man struct {

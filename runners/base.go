@@ -326,33 +326,45 @@ func imageIsFor(store storage.Store, id, platform string) bool {
 // layoutDigest reads an OCI layout's index.json and returns the digest of the
 // manifest named by "dir:tag", or of the only image when no tag is given.
 func layoutDigest(ref string) (string, error) {
-	d, _, err := layoutImage(ref)
-	return d, err
+	im, err := layoutImage(ref)
+	return im.digest, err
 }
 
 // layoutRef is the containers/image oci: reference (without "oci:") of
-// the image that ref ("dir" or "dir:tag") names: "dir:tag", or, with no
-// tag, "dir:@N" for the only image, which index.json may list beside
-// attestations' referrers indexes (named sha256-<hex>).
+// the image that ref ("dir" or "dir:tag") names. With no tag, index.json
+// may list the only image beside its attestations' referrers indexes
+// (named sha256-<hex>): the image is then named by its own tag, or as
+// "dir:@N".
 func layoutRef(ref string) (string, error) {
 	dir, tag := splitLayoutRef(ref)
 	if tag != "" {
 		return dir + ":" + tag, nil
 	}
-	_, i, err := layoutImage(ref)
-	if err != nil {
+	im, err := layoutImage(ref)
+	switch {
+	case err != nil:
 		return "", err
+	case im.listed == 1:
+		return dir, nil
+	case im.name != "":
+		return dir + ":" + im.name, nil
 	}
-	return dir + ":@" + strconv.Itoa(i), nil
+	return dir + ":@" + strconv.Itoa(im.at), nil
 }
 
-// layoutImage finds the image of ref in index.json: its digest and
-// position.
-func layoutImage(ref string) (string, int, error) {
+// layoutEntry is an image index.json lists: its digest, its position and
+// name there, and how many entries the index lists.
+type layoutEntry struct {
+	digest, name string
+	at, listed   int
+}
+
+// layoutImage finds the image of ref in index.json.
+func layoutImage(ref string) (layoutEntry, error) {
 	dir, tag := splitLayoutRef(ref)
 	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
 	if err != nil {
-		return "", 0, fmt.Errorf("OCI layout %s: %w", dir, err)
+		return layoutEntry{}, fmt.Errorf("OCI layout %s: %w", dir, err)
 	}
 	var idx struct {
 		Manifests []struct {
@@ -361,29 +373,27 @@ func layoutImage(ref string) (string, int, error) {
 		} `json:"manifests"`
 	}
 	if err := json.Unmarshal(raw, &idx); err != nil {
-		return "", 0, fmt.Errorf("OCI layout %s: index.json: %w", dir, err)
+		return layoutEntry{}, fmt.Errorf("OCI layout %s: index.json: %w", dir, err)
 	}
-	var found []string
-	at := -1
+	var found []layoutEntry
 	for i, m := range idx.Manifests {
 		name := m.Annotations["org.opencontainers.image.ref.name"]
 		if tag == "" && referrersTag.MatchString(name) {
 			continue // an image's attestations, not an image
 		}
 		if tag == "" || name == tag {
-			found = append(found, m.Digest)
-			at = i
+			found = append(found, layoutEntry{digest: m.Digest, name: name, at: i, listed: len(idx.Manifests)})
 		}
 	}
 	switch {
 	case len(found) == 1:
-		return found[0], at, nil
+		return found[0], nil
 	case len(found) == 0 && tag != "":
-		return "", 0, fmt.Errorf("OCI layout %s has no image tagged %q", dir, tag)
+		return layoutEntry{}, fmt.Errorf("OCI layout %s has no image tagged %q", dir, tag)
 	case len(found) == 0:
-		return "", 0, fmt.Errorf("OCI layout %s holds no image", dir)
+		return layoutEntry{}, fmt.Errorf("OCI layout %s holds no image", dir)
 	}
-	return "", 0, fmt.Errorf("OCI layout %s holds %d images: name one as %s:<tag>", dir, len(found), dir)
+	return layoutEntry{}, fmt.Errorf("OCI layout %s holds %d images: name one as %s:<tag>", dir, len(found), dir)
 }
 
 // referrersTag matches the referrers tag schema's names (sha256-<hex>).
