@@ -3,6 +3,7 @@
 #   make test    unit tests (race detector), then integration tests as $(TEST_USER)
 #   make demo    builds examples/demo twice and prints each step's cache state
 #   make bench   strata vs `buildah bud --layers` on a 10-step busybox image
+#   make bench-attest  what provenance, SBOM and signing add to a build
 #   make compare [REF=buildah|buildkit] [DOCKERFILE=... CONTEXT=...]  same image from strata and the reference?
 #   make buildkit-tools  builds BuildKit and RootlessKit (for REF=buildkit)
 #   make skopeo-tool     builds skopeo with sigstore (Debian's has it disabled; make integration runs it)
@@ -25,7 +26,7 @@ APT_PACKAGES := runc uidmap libseccomp-dev busybox-static buildah docker-registr
 	mmdebstrap gcc pkg-config ca-certificates git make skopeo podman openssh-client \
 	qemu-user-static binfmt-support arch-test umoci
 
-.PHONY: setup build vet test unit integration bench demo clean gpu-e2e crash fuzz compare compare-buildah compare-golden buildkit-tools skopeo-tool
+.PHONY: setup build vet test unit integration bench demo clean gpu-e2e crash fuzz compare compare-buildah compare-golden buildkit-tools skopeo-tool bench-attest
 
 # Each fuzz target for FUZZTIME; crashers land in testdata/fuzz and then run
 # as regression tests with the unit tests.
@@ -171,6 +172,16 @@ bench:
 	$(GO) build -tags '$(TAGS)' -o $(WORK)/strata ./cmd/strata
 	$(GO) build -tags '$(TAGS)' -o $(WORK)/compare ./cmd/strata-compare
 	@cmd='cd $(WORK) && ./bench -peers -compare $(WORK)/compare -cli $(WORK)/strata -tools $(BUILDKIT_TOOLS) -rounds $(BENCH_ROUNDS) -work $(WORK)/bench-peers && ./bench -work $(WORK)/bench-run'; \
+	if [ "$$(id -u)" = 0 ]; then su $(TEST_USER) -c "$$cmd"; else bash -c "$$cmd"; fi
+
+# What provenance, SBOM and signing add to a build of a Python app image on
+# the minbase (a push and an oci: layout per mode, rounds interleaved).
+bench-attest:
+	@mkdir -p $(WORK) && chmod 1777 $(WORK)
+	$(GO) build -tags '$(TAGS)' -o $(WORK)/bench ./cmd/strata-bench
+	$(GO) build -tags '$(TAGS)' -o $(WORK)/strata ./cmd/strata
+	cd sbom && $(GO) build -o $(WORK)/strata-sbom ./cmd/strata-sbom
+	@cmd='cd $(WORK) && ./bench -attest -cli $(WORK)/strata -sbom $(WORK)/strata-sbom -rounds $(BENCH_ROUNDS) -work $(WORK)/bench-attest'; \
 	if [ "$$(id -u)" = 0 ]; then su $(TEST_USER) -c "$$cmd"; else bash -c "$$cmd"; fi
 
 # strata and `buildah bud --layers` build the same Dockerfile; their root

@@ -309,7 +309,7 @@ func (s *Session) attach(ctx context.Context, dest string, sub v1.Descriptor, se
 		}
 	}
 	if err := s.rt.Attach(ctx, dest, sub.Digest, arts, auth); err != nil {
-		return nil, fmt.Errorf("attesting %s: %w", dest, err)
+		return nil, fmt.Errorf("attesting %s (the image itself is written): %w; build with --provenance=false (NoProvenance) to write images without attestations", dest, err)
 	}
 	var out []Attestation
 	for i, art := range arts {

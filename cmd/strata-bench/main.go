@@ -34,10 +34,21 @@ func main() {
 	cli := flag.String("cli", "", "the strata binary (-peers)")
 	tools := flag.String("tools", "", "the directory of buildkitd, buildctl and rootlesskit (-peers; make buildkit-tools)")
 	rounds := flag.Int("rounds", 3, "rounds of every case (-peers)")
+	attestRun := flag.Bool("attest", false, "time what provenance, SBOM and signing add to strata build of a Python app on the minbase (needs -cli and -sbom)")
+	sbomTool := flag.String("sbom", "", "the strata-sbom binary (-attest)")
 	minbase := flag.String("minbase", "/var/tmp/strata-test-cache/minbase-bookworm-v2.tar", "the Debian minbase archive for the apt case (-peers)")
 	flag.Parse()
 	if *makeBase != "" {
 		if err := rootfs.WriteBusyboxFile(*makeBase); err != nil {
+			fail(err)
+		}
+		return
+	}
+	if *attestRun {
+		if *cli == "" || *sbomTool == "" {
+			fail(fmt.Errorf("-attest needs -cli and -sbom"))
+		}
+		if err := runAttest(*work, *cli, *sbomTool, *minbase, *rounds); err != nil {
 			fail(err)
 		}
 		return
