@@ -61,6 +61,11 @@ func strataVersion() string {
 	return "unknown"
 }
 
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
 // chainsOf lists p and every plan it copies from, dependencies first.
 func chainsOf(p *Plan) []*Plan {
 	var out []*Plan
@@ -114,8 +119,7 @@ func (s *Session) provenanceOf(img Image, p *Plan, bo buildOptions, platform str
 	ext.ReproducibleCleanup = s.cleanup
 	if df := img.root().df; df != nil && df.method == "FromDockerfile" {
 		ext.Definition = "dockerfile"
-		sum := sha256.Sum256(df.data)
-		dp := &attest.DockerfileParameters{Digest: "sha256:" + hex.EncodeToString(sum[:]), Target: df.opts.target}
+		dp := &attest.DockerfileParameters{Digest: "sha256:" + sha256Hex(df.data), Target: df.opts.target}
 		if rel, ok := relInside(df.ctxDir, df.name); ok {
 			dp.File = rel
 		}

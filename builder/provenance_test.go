@@ -173,6 +173,21 @@ func TestVerifyProvenance(t *testing.T) {
 	if v.OK || !strings.Contains(whyAll(v), "VERSION") {
 		t.Errorf("another VERSION: %s", whyAll(v))
 	}
+	// A comment added to the Dockerfile changes no key; a note says the
+	// file is not the one built.
+	if err := os.WriteFile(filepath.Join(dir, "app.txt"), []byte("v1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("# a comment\n"+provenanceDockerfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err = s.VerifyProvenance(ctx, def(), pv, "img", "sha256:x", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.OK || len(v.Notes) != 1 || !strings.Contains(v.Notes[0], "is not the one built") {
+		t.Errorf("a comment in the Dockerfile: OK=%v notes %q: %s", v.OK, v.Notes, whyAll(v))
+	}
 	// A changed recipe in the provenance itself.
 	pv.BuildDefinition.InternalParameters.Chains[0].Steps[1].Spec.Args = []string{"/forged"}
 	v, err = s.VerifyProvenance(ctx, def(), pv, "img", "sha256:x", "")

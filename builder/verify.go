@@ -178,6 +178,15 @@ func (s *Session) VerifyProvenance(ctx context.Context, img Image, pv *attest.Pr
 	if img.Err() != nil {
 		return nil, img.Err()
 	}
+	if dp := ext.Dockerfile; dp != nil {
+		if df := img.root().df; df != nil && df.method == "FromDockerfile" {
+			if d := "sha256:" + sha256Hex(df.data); d != dp.Digest {
+				v.Notes = append(v.Notes, fmt.Sprintf("the Dockerfile %s is not the one built (%s here, %s recorded)", df.name, layers.ShortDigest(d), layers.ShortDigest(dp.Digest)))
+			}
+		} else {
+			v.Notes = append(v.Notes, "the image was built from a Dockerfile; the definition given is not one")
+		}
+	}
 	// The recorded settings that enter keys, not this session's.
 	var sde *time.Time
 	if ext.SourceDateEpoch != nil {

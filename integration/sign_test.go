@@ -119,6 +119,29 @@ func TestSignedPush(t *testing.T) {
 	if r = verify(reg + "/app:unsigned"); r.code != 1 || !strings.Contains(r.stderr, "is not signed by the key") || !strings.Contains(r.stderr, reg+"/app:unsigned") {
 		t.Errorf("verify of an unsigned image exited %d:\n%s", r.code, r.stderr)
 	}
+	// A signature for another digest: app:v1's signature copied to where
+	// the unsigned image's would be. Both skopeo and strata verify refuse
+	// it.
+	unsignedMan, err := skopeoRaw(t, "docker://"+reg+"/app:unsigned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigOf := func(man []byte) string { return "docker://" + reg + "/app:sha256-" + sha256Hex(man) + ".sig" }
+	if out, err := exec.Command("skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--preserve-digests",
+		sigOf(man), sigOf(unsignedMan)).CombinedOutput(); err != nil {
+		t.Fatalf("copying a signature onto the unsigned image: %v\n%s", err, out)
+	}
+	if _, err := skopeoRaw(t, sigOf(unsignedMan)); err != nil {
+		t.Fatalf("the copied signature is not there: %v", err)
+	}
+	if ok, out := accepts(reg + "/app:unsigned"); ok {
+		t.Errorf("skopeo accepted a signature made for another digest:\n%s", out)
+	} else {
+		t.Logf("skopeo, a signature for another digest: %s", strings.TrimSpace(out))
+	}
+	if r = verify(reg + "/app:unsigned"); r.code != 1 || !strings.Contains(r.stderr, "is not signed by the key") || !strings.Contains(r.stderr, reg+"/app:unsigned") {
+		t.Errorf("verify with a signature for another digest exited %d:\n%s", r.code, r.stderr)
+	}
 	// The tag replaced by another image: refused.
 	if out, err := exec.Command("skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
 		"docker://"+reg+"/app:unsigned", "docker://"+reg+"/app:v1").CombinedOutput(); err != nil {
