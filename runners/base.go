@@ -155,9 +155,42 @@ func (r *Resolver) archiveDigest(p string) (string, error) {
 	// the last second: a write in the same instant as the hashing could
 	// otherwise leave its old digest under its new times.
 	if time.Since(changeTime(st)) > time.Second {
-		writeDigestFile(r.DigestFile, abs, memoKey, d)
+		writeDigestFile(r.DigestFile, abs, memoKey, memoKey, d)
 	}
 	return d, nil
+}
+
+// archiveKind is archiveTransport remembered as the digest is: a rootfs
+// tarball has neither oci-layout nor manifest.json, so telling it apart
+// reads the whole archive (170 MB for the minbase), which a no-change
+// rebuild would otherwise do for every Dockerfile FROM it.
+func (r *Resolver) archiveKind(p string) (string, error) {
+	st, err := os.Stat(p)
+	if err != nil || !st.Mode().IsRegular() {
+		return archiveTransport(p)
+	}
+	abs, _ := filepath.Abs(p)
+	stat := statKey(abs, st)
+	key := stat + "\x00kind"
+	r.mu.Lock()
+	if r.memo == nil {
+		r.memo = readDigestFile(r.DigestFile)
+	}
+	k, ok := r.memo[key]
+	r.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	if k, err = archiveTransport(p); err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	r.memo[key] = k
+	r.mu.Unlock()
+	if time.Since(changeTime(st)) > time.Second {
+		writeDigestFile(r.DigestFile, abs, stat, key, k)
+	}
+	return k, nil
 }
 
 // statKey identifies a file's content by its path, device, inode, size,
@@ -190,17 +223,18 @@ func readDigestFile(path string) map[string]string {
 	return m
 }
 
-// writeDigestFile adds key's digest to DigestFile, dropping the entries
-// of abs under older stats; written to a temporary file and renamed, so a
-// reader never sees half of it (a concurrent writer's entry may be lost,
-// and is then hashed again).
-func writeDigestFile(path, abs, key, digest string) {
+// writeDigestFile adds key's value to DigestFile, dropping the entries
+// of abs under other stats than stat (key is stat, or stat and what the
+// entry is); written to a temporary file and renamed, so a reader never
+// sees half of it (a concurrent writer's entry may be lost, and is then
+// computed again).
+func writeDigestFile(path, abs, stat, key, digest string) {
 	if path == "" {
 		return
 	}
 	m := readDigestFile(path)
 	for k := range m {
-		if strings.HasPrefix(k, abs+"\x00") {
+		if strings.HasPrefix(k, abs+"\x00") && k != stat && !strings.HasPrefix(k, stat+"\x00") {
 			delete(m, k)
 		}
 	}

@@ -47,7 +47,7 @@ func (r *Resolver) BaseConfig(ctx context.Context, b Base) (*ImageConfig, error)
 			return nil, fmt.Errorf("bad image reference %q: %w", b.Ref, err)
 		}
 	case BaseArchive:
-		t, err := archiveTransport(b.Ref)
+		t, err := r.archiveKind(b.Ref)
 		if err != nil {
 			return nil, err
 		}

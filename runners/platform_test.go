@@ -1,6 +1,7 @@
 package runners
 
 import (
+	"archive/tar"
 	"context"
 	"os"
 	"path/filepath"
@@ -80,5 +81,55 @@ func TestArchiveDigestKeptBetweenProcesses(t *testing.T) {
 	d, err := (&Resolver{DigestFile: df}).Resolve(context.Background(), Base{Kind: BaseArchive, Ref: arch})
 	if err != nil || d == "sha256:kept" || d == first {
 		t.Errorf("after a change: %s, %v", d, err)
+	}
+}
+
+// TestArchiveKindKeptBetweenProcesses: whether an archive is a rootfs
+// tarball (which takes a read of the whole archive to tell) is kept in the
+// digest file beside its digest, read back by a new resolver while the
+// file is unchanged, and found again once it changes.
+func TestArchiveKindKeptBetweenProcesses(t *testing.T) {
+	dir := t.TempDir()
+	arch := filepath.Join(dir, "rootfs.tar")
+	writeTar := func(name string) {
+		t.Helper()
+		f, err := os.Create(arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tw := tar.NewWriter(f)
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = tw.Write([]byte("x"))
+		_ = tw.Close()
+		_ = f.Close()
+		old := time.Now().Add(-time.Hour)
+		_ = os.Chtimes(arch, old, old)
+	}
+	writeTar("etc/hostname")
+	time.Sleep(1100 * time.Millisecond) // its change time is then over a second old
+	df := filepath.Join(dir, "digests.json")
+	r := &Resolver{DigestFile: df}
+	d, err := r.Resolve(context.Background(), Base{Kind: BaseArchive, Ref: arch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := r.archiveKind(arch); err != nil || k != "tarball" {
+		t.Fatalf("archiveKind = %q, %v", k, err)
+	}
+	b, _ := os.ReadFile(df)
+	if !strings.Contains(string(b), d) || !strings.Contains(string(b), `"tarball"`) {
+		t.Fatalf("the digest file does not hold both the digest and the kind: %s", b)
+	}
+	// Poisoned: a new resolver takes the kept kind without reading.
+	_ = os.WriteFile(df, []byte(strings.ReplaceAll(string(b), `"tarball"`, `"docker-archive"`)), 0o600)
+	if k, _ := (&Resolver{DigestFile: df}).archiveKind(arch); k != "docker-archive" {
+		t.Errorf("a new resolver read the archive again (%q) instead of the kept kind", k)
+	}
+	// Changed (another rootfs): read again, so the poisoned entry goes.
+	writeTar("etc/hosts")
+	if k, err := (&Resolver{DigestFile: df}).archiveKind(arch); err != nil || k != "tarball" {
+		t.Errorf("after a change: %q, %v", k, err)
 	}
 }
