@@ -29,9 +29,14 @@ func TestPushWithSecretAndCompression(t *testing.T) {
 	sec := builder.SecretFromMap("registry", map[string]string{"REGISTRY_USERNAME": user, "REGISTRY_PASSWORD": password})
 	s := openSession(t, builder.WithInsecureRegistries())
 	img := builder.FromArchive(busyboxTar(t)).RunCommands([]string{"echo pushed > /p"})
-	if _, err := s.Build(ctx, img, builder.Push(reg+"/team/app:1"), builder.PushAuth(sec),
-		builder.LayerCompression("zstd")); err != nil {
+	pushed, err := s.Build(ctx, img, builder.Push(reg+"/team/app:1"), builder.PushAuth(sec),
+		builder.LayerCompression("zstd"))
+	if err != nil {
 		t.Fatalf("push: %v", err)
+	}
+	// The provenance went the same way, with the same credentials.
+	if atts := pushed.Exports[0].Attestations; len(atts) != 1 {
+		t.Errorf("attestations pushed: %+v, want the provenance", atts)
 	}
 	req, _ := http.NewRequest(http.MethodGet, "http://"+reg+"/v2/team/app/manifests/1", nil)
 	req.SetBasicAuth(user, password)

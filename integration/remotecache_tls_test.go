@@ -10,7 +10,8 @@ import (
 
 // TestRemoteCacheTLS shares a layer cache through a registry that serves
 // HTTPS with a self-signed certificate made by the test: runners that trust
-// it (WithRegistryCertDir) push and pull; a runner that does not refuses
+// it (WithRegistryCertDir) push and pull (an image and its provenance
+// too); a runner that does not refuses
 // the registry once, with a note, and builds locally.
 func TestRemoteCacheTLS(t *testing.T) {
 	requireRootless(t)
@@ -28,6 +29,15 @@ func TestRemoteCacheTLS(t *testing.T) {
 	}
 	if strings.Contains(outA.String(), "cache-to") {
 		t.Fatalf("pushing over TLS failed:\n%s", outA.String())
+	}
+	// An image pushed there gets its provenance over the same TLS
+	// settings (the certificates of WithRegistryCertDir).
+	pushed, err := a.Build(ctx, img, builder.Push(addr+"/app/tls:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if atts := pushed.Exports[0].Attestations; len(atts) != 1 {
+		t.Errorf("attestations pushed over TLS: %+v", atts)
 	}
 	b := openSession(t, builder.WithRegistryCertDir(certs))
 	res, err := b.Build(ctx, img, builder.CacheFrom(repo))
