@@ -17,6 +17,7 @@ import (
 	"go.podman.io/image/v5/types"
 
 	"github.com/stratabuild/strata/attest"
+	"github.com/stratabuild/strata/dockerfile"
 	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/runners"
 )
@@ -123,8 +124,16 @@ func (s *Session) provenanceOf(img Image, p *Plan, bo buildOptions, platform str
 		if rel, ok := relInside(df.ctxDir, df.name); ok {
 			dp.File = rel
 		}
-		if len(df.opts.buildArgs) > 0 {
-			dp.BuildArgs = copyMap(df.opts.buildArgs)
+		for k, v := range df.opts.buildArgs {
+			// The proxy arguments enter no key and may hold credentials
+			// (http://user:password@proxy): never recorded.
+			if slices.Contains(dockerfile.ProxyArgs, k) {
+				continue
+			}
+			if dp.BuildArgs == nil {
+				dp.BuildArgs = map[string]string{}
+			}
+			dp.BuildArgs[k] = v
 		}
 		if df.opts.noNetwork {
 			dp.Network = "none"

@@ -39,15 +39,16 @@ func provenanceContext(t *testing.T) string {
 // TestProvenanceOfDockerfile: the provenance of a multi-stage Dockerfile
 // build records the Dockerfile relative to the context, the build
 // arguments, one chain per stage with keys that recompute, the base by
-// digest and the local inputs by digest; and no secret value and no host
-// path.
+// digest and the local inputs by digest; and no secret value, no proxy
+// argument (they may hold credentials) and no host path.
 func TestProvenanceOfDockerfile(t *testing.T) {
 	ctx := context.Background()
 	dir := provenanceContext(t)
 	const secretValue = "s3cr3t-token-value-81723"
+	const proxyPassword = "proxy-pw-0f3a"
 	archive := emptyRootfs(t)
 	img := FromDockerfile(filepath.Join(dir, "Dockerfile"), BuildContext("base", FromArchive(archive)),
-		BuildArgs(map[string]string{"VERSION": "1.2"}),
+		BuildArgs(map[string]string{"VERSION": "1.2", "HTTPS_PROXY": "http://proxyuser:" + proxyPassword + "@proxy.example:3128"}),
 		WithSecrets(SecretFromMap("tok", map[string]string{"tok": secretValue})))
 	p, err := img.Plan(ctx)
 	if err != nil {
@@ -61,7 +62,7 @@ func TestProvenanceOfDockerfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(b)
-	for _, leak := range []string{secretValue, dir, archive, filepath.Dir(archive)} {
+	for _, leak := range []string{secretValue, proxyPassword, dir, archive, filepath.Dir(archive)} {
 		if strings.Contains(text, leak) {
 			t.Errorf("the provenance holds %q", leak)
 		}
