@@ -56,10 +56,13 @@ type BuildDefinition struct {
 
 // ExternalParameters are the inputs the user gave.
 type ExternalParameters struct {
-	// Definition is "dockerfile" or "chain" (a Go or spec-file chain).
+	// Definition is "dockerfile", "spec" (a spec file, package spec) or
+	// "chain" (a Go chain).
 	Definition string `json:"definition"`
 	// Dockerfile is set for a Dockerfile build.
 	Dockerfile *DockerfileParameters `json:"dockerfile,omitempty"`
+	// Spec is set for a spec-file build.
+	Spec *SpecParameters `json:"spec,omitempty"`
 	// Platform is the platform built ("linux/amd64").
 	Platform string `json:"platform"`
 	// Format is "oci" or "docker".
@@ -86,6 +89,15 @@ type DockerfileParameters struct {
 	// Secrets are the names of the secrets given to every RUN (never
 	// their values).
 	Secrets []string `json:"secrets,omitempty"`
+}
+
+// SpecParameters describe a spec-file build.
+type SpecParameters struct {
+	// File is the spec file's path relative to the directory its
+	// relative paths resolve against ("" when it lies outside).
+	File string `json:"file,omitempty"`
+	// Digest is the SHA-256 of its content.
+	Digest string `json:"digest"`
 }
 
 // InternalParameters hold strata's recipes.

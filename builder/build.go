@@ -39,7 +39,10 @@ type buildOptions struct {
 	sign                         *signSpec // SignBy
 	sbom                         string    // SBOM: the strata-sbom binary
 	verifyKey                    string    // RequireSignedBy (Verify)
-	err                          error
+	// DefinedBySpec: the spec file, the directory its paths resolve against,
+	// its digest
+	specFile, specDir, specDigest string
+	err                           error
 	// ownSignals: WithoutSignalHandling; signalsWatched: the package-level
 	// Build watches them for the whole session (signals.go).
 	ownSignals, signalsWatched bool

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
@@ -32,6 +33,22 @@ import (
 // context. (oci-archive: and docker-archive: files hold no attachments.)
 func NoProvenance() BuildOption {
 	return named("NoProvenance", func(o *buildOptions) { o.noProvenance = true })
+}
+
+// DefinedBySpec records in the provenance that the image was defined by the
+// spec file at path (package spec), whose relative paths resolve against
+// dir: its path relative to dir and its digest, so that strata verify
+// reads it again from the context it is given. strata build --spec gives
+// it.
+func DefinedBySpec(path, dir string) BuildOption {
+	return named("DefinedBySpec", func(o *buildOptions) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			o.err = fmt.Errorf("DefinedBySpec: %w", err)
+			return
+		}
+		o.specFile, o.specDir, o.specDigest = path, dir, "sha256:"+sha256Hex(data)
+	})
 }
 
 // Attestation is one attestation written beside an export.
@@ -142,6 +159,14 @@ func (s *Session) provenanceOf(img Image, p *Plan, bo buildOptions, platform str
 			dp.Secrets = append(dp.Secrets, sec.Name())
 		}
 		ext.Dockerfile = dp
+	}
+	if bo.specFile != "" && ext.Definition == "chain" {
+		ext.Definition = "spec"
+		sp := &attest.SpecParameters{Digest: bo.specDigest}
+		if rel, ok := relInside(bo.specDir, bo.specFile); ok {
+			sp.File = rel
+		}
+		ext.Spec = sp
 	}
 	var chains []attest.Chain
 	var deps []attest.ResourceDescriptor

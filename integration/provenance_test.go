@@ -396,3 +396,51 @@ COPY tool /usr/local/bin/tool
 		t.Errorf("--sbom without an output: exit %d:\n%s", r.code, r.stderr)
 	}
 }
+
+// TestVerifySpecFile: a spec-file build's provenance names the spec file
+// (relative to the context) and its digest; strata verify then needs only
+// the context: every key reproduces, and after an edit the step and the
+// file are named.
+func TestVerifySpecFile(t *testing.T) {
+	requireRootless(t)
+	bin := strataCLI(t)
+	busybox := busyboxTar(t)
+	root := t.TempDir()
+	t.Cleanup(func() { _ = exec.Command("rm", "-rf", root).Run() })
+	store := []string{"--store", filepath.Join(root, "graph"), "--runroot", filepath.Join(root, "run")}
+	ctxDir := filepath.Join(root, "ctx")
+	bb, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(ctxDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ctxDir, "busybox.tar"), bb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(ctxDir, "strata.yaml"), "base: {from_archive: busybox.tar}\nsteps:\n  - run_commands: [\"echo spec > /s\"]\n  - add_local_dir: {local: src, remote: /src, copy: true}\n")
+	writeFile(t, filepath.Join(ctxDir, "src", "a.txt"), "a\n")
+	layout := filepath.Join(root, "layout")
+	r := runCLI(t, bin, append(append([]string{"build", "--spec", filepath.Join(ctxDir, "strata.yaml"), "--output", "oci:" + layout + ":v1"}, store...), ctxDir)...)
+	if r.code != 0 {
+		t.Fatalf("spec build exited %d:\n%s", r.code, r.stderr)
+	}
+	var pv attest.Provenance
+	if err := json.Unmarshal(layoutPredicate(t, layout, "v1", attest.PredicateSLSAProvenance), &pv); err != nil {
+		t.Fatal(err)
+	}
+	if sp := pv.BuildDefinition.ExternalParameters.Spec; pv.BuildDefinition.ExternalParameters.Definition != "spec" || sp == nil || sp.File != "strata.yaml" || !strings.HasPrefix(sp.Digest, "sha256:") {
+		t.Fatalf("external parameters: %+v", pv.BuildDefinition.ExternalParameters)
+	}
+	verify := func() cliResult {
+		return runCLI(t, bin, append(append([]string{"verify", "oci:" + layout + ":v1"}, store...), "--context", ctxDir)...)
+	}
+	if r = verify(); r.code != 0 || !strings.Contains(r.stdout, "3 of 3 steps reproduce") {
+		t.Errorf("verify of the unchanged context exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	writeFile(t, filepath.Join(ctxDir, "src", "a.txt"), "b\n")
+	if r = verify(); r.code != 1 || !regexpMatch(`step 2 \(AddLocalDir\): DIFFERS: .*a\.txt changed`, r.stdout) {
+		t.Errorf("verify after an edit exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

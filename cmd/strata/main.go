@@ -342,10 +342,10 @@ const verifyUsage = `Usage: strata verify IMAGE [flags] [CONTEXT]
 Reads the provenance attached to IMAGE (oci:DIR[:TAG] or docker://REF, as
 strata build --output and --push wrote it), checks that every recorded key
 follows from its recorded recipe, plans the definition again from CONTEXT
-(or --context DIR) and compares the keys step by step. The Dockerfile, its
-target and build arguments, the platform, the format and
-SOURCE_DATE_EPOCH default to the recorded ones; give the build's other
-flags (--secret, --build-context, --spec) as for strata build. Prints one
+(or --context DIR) and compares the keys step by step. The Dockerfile (or
+spec file), its target and build arguments, the secret names, the
+platform, the format and SOURCE_DATE_EPOCH default to the recorded ones;
+give the build's other flags (--build-context, --ssh) as for strata build. Prints one
 line per step and exits 0 only when every key reproduces (1 when one does
 not). Flags:
 `
@@ -513,6 +513,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, mode
 	var vprov *attest.Provenance
 	var vdigest string
 	var verifySecrets []string
+	var specDir string // --spec: the directory its paths resolve against
 	if verify {
 		if s, err = openSession(ctx, sf, sopts...); err != nil {
 			return err
@@ -533,6 +534,9 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, mode
 			return reported{exitBuildFailed}
 		}
 		ext := vprov.BuildDefinition.ExternalParameters
+		if sp := ext.Spec; sp != nil && specFile == "" && !fs.Changed("file") && sp.File != "" {
+			specFile = filepath.Join(contextDir, filepath.FromSlash(sp.File))
+		}
 		if dp := ext.Dockerfile; dp != nil && specFile == "" {
 			if !fs.Changed("file") && dp.File != "" {
 				file = filepath.Join(contextDir, filepath.FromSlash(dp.File))
@@ -589,6 +593,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, mode
 		if img, err = spec.Parse(data, specFile, dir); err != nil {
 			return usageError{err}
 		}
+		specDir = dir
 	} else {
 		switch file {
 		case "":
@@ -773,6 +778,9 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer, mode
 	}
 	if withSBOM {
 		bopts = append(bopts, builder.SBOM())
+	}
+	if specFile != "" {
+		bopts = append(bopts, builder.DefinedBySpec(specFile, specDir))
 	}
 	switch {
 	case signKey != "" && signPassFile == "":
