@@ -34,7 +34,7 @@ type buildOptions struct {
 	mounts      mountCacheOptions // CacheMountsTo, CacheMountsFrom (mountcache.go)
 	progressFn  func(ProgressEvent)
 	// noProvenance: NoProvenance; wantProvenance: a platform's build of a
-	// multi-platform build returns its provenance (Result.provenance)
+	// multi-platform build returns its attestations (Result.attest)
 	noProvenance, wantProvenance bool
 	sign                         *signSpec // SignBy
 	sbom                         string    // SBOM: the strata-sbom binary
@@ -296,10 +296,10 @@ func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Resul
 	if err != nil {
 		return nil, err
 	}
+	defer func() { _ = sg.Close() }()
 	if err := checkSBOM(&bo); err != nil {
 		return nil, err
 	}
-	defer func() { _ = sg.Close() }()
 	if len(bo.platforms) > 1 {
 		return s.buildPlatforms(ctx, img, bo, tags, sg)
 	}
@@ -377,7 +377,7 @@ func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Resul
 		_ = s.recipes.PutImage(t, keys)
 	}
 	pv := &attestations{}
-	if bo.wantProvenance || slices.ContainsFunc(bo.exports, runners.CanAttach) {
+	if bo.wantProvenance || slices.ContainsFunc(bo.exports, getsAttestations) {
 		if !bo.noProvenance {
 			pv.pv = s.provenanceOf(img, p, bo, bo.platform, started, time.Now())
 		}
@@ -405,6 +405,7 @@ func (s *Session) export(ctx context.Context, id string, bo buildOptions, pr *pr
 			return err
 		}
 		pr.printf("exported to %s\n", dest)
+		noteUnattested(dest, bo, pr)
 		atts, err := s.attestExport(ctx, dest, d, pv, bo.pushAuth, pr)
 		if err != nil {
 			return err

@@ -91,7 +91,7 @@ func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions
 	for i, p := range bo.platforms {
 		one := bo
 		one.platform, one.platforms, one.tags, one.exports = p, nil, nil, nil
-		one.wantProvenance = (!bo.noProvenance || bo.sbom != "") && slices.ContainsFunc(bo.exports, runners.CanAttach)
+		one.wantProvenance = (!bo.noProvenance || bo.sbom != "") && slices.ContainsFunc(bo.exports, getsAttestations)
 		one.sign = nil
 		name := p
 		if name == "" {
@@ -142,6 +142,7 @@ func (s *Session) buildPlatforms(ctx context.Context, img Image, bo buildOptions
 			return nil, err
 		}
 		pr.printf("exported the index of %d platforms to %s\n", len(ids), dest)
+		noteUnattested(dest, bo, pr)
 		byPlatform := map[string]*attestations{}
 		for i, pv := range pvs {
 			if pv != nil {

@@ -246,7 +246,7 @@ func relInside(dir, path string) (string, bool) {
 // attestExport attaches the build's attestations to the image export
 // wrote to dest (manifest digest d).
 func (s *Session) attestExport(ctx context.Context, dest string, d string, pv *attestations, auth *types.DockerAuthConfig, pr *progress) ([]Attestation, error) {
-	if pv.empty() || !canAttach(dest, pr) {
+	if pv.empty() || !getsAttestations(dest) {
 		return nil, nil
 	}
 	sub, err := s.rt.AttachmentSubject(ctx, dest, digest.Digest(d), auth)
@@ -256,26 +256,32 @@ func (s *Session) attestExport(ctx context.Context, dest string, d string, pv *a
 	return s.attach(ctx, dest, sub, pv, auth, pr)
 }
 
-// canAttach reports whether dest gets attestations: registries and
+// getsAttestations reports whether dest gets attestations: registries and
 // tagged oci: layouts. An untagged layout stays a layout of one image
 // (readers take it as oci:DIR only while index.json lists one manifest).
-func canAttach(dest string, pr *progress) bool {
+func getsAttestations(dest string) bool {
 	if !runners.CanAttach(dest) {
 		return false
 	}
 	if rest, ok := strings.CutPrefix(dest, "oci:"); ok {
-		if _, tag := runners.OCIDirOf(rest); tag == "" {
-			pr.printf("note: no provenance attached to %s: name a tag (oci:DIR:TAG) to get one (an untagged layout keeps one manifest)\n", dest)
-			return false
-		}
+		_, tag := runners.OCIDirOf(rest)
+		return tag != ""
 	}
 	return true
+}
+
+// noteUnattested says that an untagged layout gets no attestations the
+// build would otherwise write.
+func noteUnattested(dest string, bo buildOptions, pr *progress) {
+	if strings.HasPrefix(dest, "oci:") && !getsAttestations(dest) && (!bo.noProvenance || bo.sbom != "") {
+		pr.printf("note: no attestation attached to %s: name a tag (oci:DIR:TAG) to get them (an untagged layout keeps one manifest)\n", dest)
+	}
 }
 
 // attestIndex attaches each platform's attestations to its manifest in
 // the index d that export wrote to dest.
 func (s *Session) attestIndex(ctx context.Context, dest string, d string, pvs map[string]*attestations, auth *types.DockerAuthConfig, pr *progress) ([]Attestation, error) {
-	if len(pvs) == 0 || !canAttach(dest, pr) {
+	if len(pvs) == 0 || !getsAttestations(dest) {
 		return nil, nil
 	}
 	subs, err := s.rt.IndexManifests(ctx, dest, digest.Digest(d), auth)

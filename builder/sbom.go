@@ -34,7 +34,7 @@ func checkSBOM(bo *buildOptions) error {
 	if bo.sbom == "" || bo.wantProvenance {
 		return nil
 	}
-	if !slices.ContainsFunc(bo.exports, runners.CanAttach) {
+	if !slices.ContainsFunc(bo.exports, getsAttestations) {
 		return errors.New("SBOM attaches the SBOM to what the build writes out: add Push(REF) or ExportTo(\"oci:DIR:TAG\")")
 	}
 	p, err := sbomTool()
