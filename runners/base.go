@@ -531,14 +531,19 @@ func (r *Runtime) pull(ctx context.Context, name string, auth *types.DockerAuthC
 	if report == nil {
 		report = io.Discard
 	}
-	id, err := buildah.Pull(ctx, name, buildah.PullOptions{
-		Store:               r.store,
-		SystemContext:       sc,
-		SignaturePolicyPath: r.policyPath,
-		ReportWriter:        report,
-		PullPolicy:          define.PullAlways,
-		MaxRetries:          2,
-	})
+	var id string
+	err := retryStagingRace(func() error {
+		var err error
+		id, err = buildah.Pull(ctx, name, buildah.PullOptions{
+			Store:               r.store,
+			SystemContext:       sc,
+			SignaturePolicyPath: r.policyPath,
+			ReportWriter:        report,
+			PullPolicy:          define.PullAlways,
+			MaxRetries:          2,
+		})
+		return err
+	}, nil)
 	if err != nil {
 		if strings.HasPrefix(name, "docker://") {
 			return "", fmt.Errorf("importing base %s (registries and mirrors as %s configure them): %w", name, registriesConf(sc), err)

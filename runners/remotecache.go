@@ -172,11 +172,14 @@ func (r *Runtime) pullCacheEntry(ctx context.Context, repo, hex string, auth *ty
 		return "", fmt.Errorf("reading signature policy: %w", err)
 	}
 	defer func() { _ = pc.Destroy() }()
-	if _, err := copy.Image(ctx, pc, destRef, srcRef, &copy.Options{
-		SourceCtx:      sc,
-		DestinationCtx: sc,
-		ReportWriter:   io.Discard,
-	}); err != nil {
+	if err := retryStagingRace(func() error {
+		_, err := copy.Image(ctx, pc, destRef, srcRef, &copy.Options{
+			SourceCtx:      sc,
+			DestinationCtx: sc,
+			ReportWriter:   io.Discard,
+		})
+		return err
+	}, nil); err != nil {
 		return "", classifyCacheErr(tagged.String(), err)
 	}
 	img, err := r.store.Image(id)

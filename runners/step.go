@@ -357,14 +357,19 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 			pt.mark("no-stage")
 		}
 	}
-	id, _, _, err := b.Commit(ctx, nil, buildah.CommitOptions{
-		PreferredManifestType: manifestType(st.Format),
-		SystemContext:         r.SystemContext(),
-		SignaturePolicyPath:   r.policyPath,
-		EmptyLayer:            !st.runsCommands() && len(st.Copies) == 0 && len(st.Mkdirs) == 0,
-		SourceDateEpoch:       st.SourceDateEpoch,
-		RewriteTimestamp:      st.SourceDateEpoch != nil,
-	})
+	var id string
+	err = retryStagingRace(func() error {
+		var err error
+		id, _, _, err = b.Commit(ctx, nil, buildah.CommitOptions{
+			PreferredManifestType: manifestType(st.Format),
+			SystemContext:         r.SystemContext(),
+			SignaturePolicyPath:   r.policyPath,
+			EmptyLayer:            !st.runsCommands() && len(st.Copies) == 0 && len(st.Mkdirs) == 0,
+			SourceDateEpoch:       st.SourceDateEpoch,
+			RewriteTimestamp:      st.SourceDateEpoch != nil,
+		})
+		return err
+	}, pt.note)
 	pt.mark("commit")
 	r.dropStaged(staged, id)
 	if err != nil {
