@@ -52,7 +52,10 @@ func TestReproducibleCleanup(t *testing.T) {
 	base := busyboxTar(t)
 	img := builder.FromArchive(base).RunCommands([]string{
 		"mkdir -p /var/log/apt /var/cache/ldconfig",
-		"date +%s%N > /var/log/dpkg.log && date +%s%N > /var/log/apt/history.log && date +%N > /var/cache/ldconfig/aux-cache",
+		// busybox's date has no %N: a build within the same second as
+		// the last would write the same date, so each log also gets a
+		// value no other build writes, as a real log's pids and times do.
+		"date +%s > /var/log/dpkg.log && cat /proc/sys/kernel/random/uuid >> /var/log/dpkg.log && cat /proc/sys/kernel/random/uuid > /var/log/apt/history.log && cat /proc/sys/kernel/random/uuid > /var/cache/ldconfig/aux-cache",
 		"echo $SOURCE_DATE_EPOCH > /epoch",
 	})
 	epoch := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -119,8 +119,8 @@ func guardMain() {
 // namespace), deepest first and detached, so that nothing a mount shows is
 // deleted; then the directory, never crossing onto another filesystem.
 func removeRunDir(dir string) error {
-	if !strings.HasPrefix(filepath.Base(dir), "buildah") {
-		return fmt.Errorf("%s is not a Buildah run directory", dir)
+	if base := filepath.Base(dir); !strings.HasPrefix(base, "buildah") && !strings.HasPrefix(base, runDirPrefix) {
+		return fmt.Errorf("%s is not a Buildah or strata run directory", dir)
 	}
 	if mps, err := mountsBelow(dir); err == nil {
 		for _, mp := range mps {

@@ -279,7 +279,7 @@ func processGone(pid int) bool {
 }
 
 // tempPrefixes are strata's per-process temporary names: "<prefix><pid>-...".
-var tempPrefixes = []string{"strata-cdi-", "strata-debian-", "strata-secret-", "strata-mount-"}
+var tempPrefixes = []string{"strata-cdi-", "strata-debian-", "strata-secret-", "strata-mount-", runDirPrefix}
 
 func tempOwner(name string) (int, bool) {
 	for _, p := range tempPrefixes {

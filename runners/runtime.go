@@ -63,8 +63,10 @@ type Runtime struct {
 	pullNever  bool
 	// noStaging: COPY/ADD steps are committed the plain way (NoStagingEnv)
 	noStaging bool
-	reaped    Reaped
-	guard     *guard
+	// buildahRun: commands run through Buildah's Run (BuildahRunEnv)
+	buildahRun bool
+	reaped     Reaped
+	guard      *guard
 
 	leftMu    sync.Mutex
 	leftovers []*buildah.Builder // working containers whose removal failed
@@ -159,6 +161,7 @@ func open(cfg Config, asGuard bool) (*Runtime, error) {
 		gpuCfg:     cfg.GPU,
 		pullNever:  cfg.PullPolicy == "never",
 		noStaging:  os.Getenv(NoStagingEnv) == "1",
+		buildahRun: os.Getenv(BuildahRunEnv) == "1",
 	}
 	if err := r.lockProcess(); err != nil {
 		store.Shutdown(false)

@@ -300,6 +300,10 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		}
 		defer unlock()
 		missing := missingMountpoints(mnt, targets)
+		// The container layer's directory (overlay's upper), where the
+		// runs' mount targets copy their parents up (ocirun.go).
+		upper := r.upperDir(b)
+		var copied []copiedDir
 		var argvs [][]string
 		shell := st.Shell
 		if len(shell) == 0 {
@@ -317,7 +321,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 			if k < len(st.Commands) {
 				shown = st.Commands[k]
 			}
-			if err := r.run(ctx, b, st, argv, shown, g); err != nil {
+			if err := r.run(ctx, b, st, argv, shown, g, upper, &copied); err != nil {
 				return "", err
 			}
 		}
@@ -325,6 +329,12 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		removeCreatedMountpoints(mnt, missing)
 		if err := removeInRoot(mnt, st.RemoveAfter); err != nil {
 			return "", fmt.Errorf("%s: %w", st.Name, err)
+		}
+		if len(copied) > 0 {
+			// Unmounted, the upper directory is the container's to change.
+			if err := b.Unmount(); err == nil {
+				dropCopiedUp(upper, copied)
+			}
 		}
 		g.release()
 	}
@@ -342,10 +352,13 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	b.SetHistoryComment("")
 	b.FromImage = ""
 	Failpoint("commit")
-	// A COPY/ADD-only step: the layer is made of the container's own
-	// files (staged.go); any error there leaves the commit to write it.
+	// A COPY/ADD-only step, or one whose commands ran through runc
+	// (ocirun.go: its mount targets are gone, so the container layer is
+	// the step's diff as it stands): the layer is made of the container's
+	// own files (staged.go); any error there leaves the commit to write it.
 	var staged *stagedLayer
-	if !st.runsCommands() && len(st.Copies) > 0 && st.SourceDateEpoch == nil && !r.noStaging {
+	directRun := st.runsCommands() && st.GPU.IsZero() && !r.buildahRun
+	if (directRun || (!st.runsCommands() && len(st.Copies) > 0)) && st.SourceDateEpoch == nil && !r.noStaging {
 		var err error
 		if staged, err = r.stageLayer(b); err != nil {
 			pt.note("staging failed, the commit writes the layer: " + err.Error())
@@ -395,7 +408,7 @@ func manifestType(format string) string {
 	return define.OCIv1ImageManifest
 }
 
-func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []string, cmd string, g *gpuRun) error {
+func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []string, cmd string, g *gpuRun, upper string, copied *[]copiedDir) error {
 	var mounts []specs.Mount
 	for _, m := range st.Mounts {
 		if m.Tmpfs {
@@ -427,6 +440,13 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []s
 	if g != nil {
 		env = append(slices.Clone(env), g.env(append(b.Env(), st.RunEnv...))...)
 		devices, cdiDir = g.names, g.dir
+	}
+	if g == nil && !r.buildahRun {
+		err := r.runDirect(ctx, b, argv, env, mounts, hostname, st.NoNetwork, out, upper, copied)
+		if err != nil && ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", st.Name, ctx.Err())
+		}
+		return r.stepError(st, cmd, tail, err)
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -477,15 +497,94 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []s
 		}
 		return fmt.Errorf("%s: %w", st.Name, ctx.Err())
 	}
+	return r.stepError(st, cmd, tail, err)
+}
+
+// upperDir is the directory of b's container layer that holds what its
+// steps change (overlay's upper directory), or "" for a driver without
+// one.
+func (r *Runtime) upperDir(b *buildah.Builder) string {
+	c, err := r.store.Container(b.ContainerID)
 	if err != nil {
-		se := &StepError{Step: st.Name, Command: cmd, ExitCode: -1, Tail: tail.Lines(), Err: err, Hint: r.diskHint()}
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			se.ExitCode = ee.ExitCode()
-		}
-		return se
+		return ""
 	}
-	return nil
+	if r.store.GraphDriverName() != "overlay" {
+		return ""
+	}
+	upper, err := r.store.DifferTarget(c.LayerID)
+	if err != nil {
+		return ""
+	}
+	return upper
+}
+
+// stepError is the error of a command that failed with err (nil when it
+// did not): its exit code, when it has one, and the end of its output.
+func (r *Runtime) stepError(st Step, cmd string, tail *tailWriter, err error) error {
+	if err == nil {
+		return nil
+	}
+	se := &StepError{Step: st.Name, Command: cmd, ExitCode: -1, Tail: tail.Lines(), Err: err, Hint: r.diskHint()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		se.ExitCode = ee.ExitCode()
+	}
+	return se
+}
+
+// runDirect runs argv in the working container b (mounted) through one
+// `runc run` (ocirun.go), as Buildah's Run would run it.
+func (r *Runtime) runDirect(ctx context.Context, b *buildah.Builder, argv, env []string, mounts []specs.Mount, hostname string, noNetwork bool, out io.Writer, upper string, copied *[]copiedDir) error {
+	root := b.MountPoint
+	if root == "" {
+		return errors.New("the working container is not mounted")
+	}
+	u, _, err := lookupUser(root, b.User())
+	if err != nil {
+		return err
+	}
+	cwd := b.WorkDir()
+	if cwd == "" {
+		cwd = "/"
+	}
+	if err := mkdirOwned(root, cwd, int(u.UID), int(u.GID)); err != nil {
+		return fmt.Errorf("making the working directory %s: %w", cwd, err)
+	}
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", runDirPrefix, os.Getpid()))
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	files, err := stepFiles(dir, hostname, noNetwork, containerenvFor(b.Container, b.ContainerID))
+	if err != nil {
+		return fmt.Errorf("writing the container's /etc files: %w", err)
+	}
+	targets := slices.Collect(maps.Keys(files))
+	for _, m := range mounts {
+		targets = append(targets, m.Destination)
+	}
+	created := noteTargets(root, upper, targets)
+	defer func() {
+		created.undo()
+		*copied = append(*copied, created.copiedUp...)
+	}()
+	spec := ociSpec(runSpec{
+		Root:      root,
+		Argv:      argv,
+		Env:       mergeEnv([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, b.Env(), env),
+		Cwd:       cwd,
+		User:      u,
+		Hostname:  hostname,
+		NoNetwork: noNetwork,
+		Files:     files,
+		Mounts:    mounts,
+		Caps:      defaultCapabilities,
+		Rlimit:    rlimits(),
+	})
+	if err := withSeccomp(spec); err != nil {
+		return err
+	}
+	return ociRun(ctx, r.runtime, dir, "strata-"+hostname+"-"+randomSuffix()[:8], spec, out)
 }
 
 // deleteLater keeps a working container whose removal failed.

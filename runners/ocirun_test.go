@@ -1,0 +1,203 @@
+package runners
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func writeRootfs(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for p, data := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func TestLookupUser(t *testing.T) {
+	root := writeRootfs(t, map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:App:/home/app:/bin/sh\n",
+		"etc/group":  "root:x:0:\napp:x:1001:\nwheel:x:10:app,other\naudio:x:29:app\n",
+	})
+	tests := []struct {
+		spec    string
+		want    specs.User
+		home    string
+		wantErr string
+	}{
+		{"", specs.User{UID: 0, GID: 0, AdditionalGids: []uint32{0}}, "/root", ""},
+		{"root", specs.User{UID: 0, GID: 0, AdditionalGids: []uint32{0}}, "/root", ""},
+		{"app", specs.User{UID: 1000, GID: 1001, AdditionalGids: []uint32{1001, 10, 29}}, "/home/app", ""},
+		{"1000", specs.User{UID: 1000, GID: 1001, AdditionalGids: []uint32{1001, 10, 29}}, "/home/app", ""},
+		{"app:wheel", specs.User{UID: 1000, GID: 10, AdditionalGids: []uint32{10}}, "/home/app", ""},
+		{"1000:5", specs.User{UID: 1000, GID: 5, AdditionalGids: []uint32{5}}, "/home/app", ""},
+		{"4242", specs.User{UID: 4242, GID: 0, AdditionalGids: []uint32{0}}, "/", ""},
+		{"nobody", specs.User{}, "", `user "nobody" is not in the image's /etc/passwd`},
+		{"app:nogroup", specs.User{}, "", `group "nogroup" is not in the image's /etc/group`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			u, home, err := lookupUser(root, tt.spec)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("lookupUser(%q) error %v, want one saying %q", tt.spec, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u.UID != tt.want.UID || u.GID != tt.want.GID || !slices.Equal(u.AdditionalGids, tt.want.AdditionalGids) || home != tt.home {
+				t.Errorf("lookupUser(%q) = %+v home %q, want %+v home %q", tt.spec, u, home, tt.want, tt.home)
+			}
+		})
+	}
+}
+
+func TestLookupUserNoPasswd(t *testing.T) {
+	root := t.TempDir()
+	u, home, err := lookupUser(root, "")
+	if err != nil || u.UID != 0 || u.GID != 0 || home != "/" {
+		t.Errorf("lookupUser on an image without /etc/passwd = %+v %q %v; want root, /", u, home, err)
+	}
+	if _, _, err := lookupUser(root, "app"); err == nil {
+		t.Error("a user name on an image without /etc/passwd: no error")
+	}
+}
+
+func TestLookupUserSymlinkStaysInRoot(t *testing.T) {
+	// /etc/passwd as an absolute symbolic link is resolved inside the
+	// image, never on the host.
+	root := writeRootfs(t, map[string]string{"real/passwd": "app:x:7:7::/h:/bin/sh\n"})
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/real/passwd", filepath.Join(root, "etc/passwd")); err != nil {
+		t.Fatal(err)
+	}
+	u, _, err := lookupUser(root, "app")
+	if err != nil || u.UID != 7 {
+		t.Errorf("lookupUser through a symlink = %+v, %v; want uid 7", u, err)
+	}
+}
+
+func TestMergeEnv(t *testing.T) {
+	got := mergeEnv([]string{"PATH=/bin", "A=1"}, []string{"A=2", "B=3"}, []string{"PATH=/usr/bin", "C="})
+	want := []string{"PATH=/usr/bin", "A=2", "B=3", "C="}
+	if !slices.Equal(got, want) {
+		t.Errorf("mergeEnv = %q, want %q", got, want)
+	}
+}
+
+func TestNoteTargetsUndo(t *testing.T) {
+	root := writeRootfs(t, map[string]string{"etc/passwd": "x", "etc/hosts": "image's own\n"})
+	old := time.Unix(1000, 0)
+	if err := os.Chtimes(filepath.Join(root, "etc"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	c := noteTargets(root, "", []string{"/etc/hostname", "/etc/hosts", "/run/.containerenv", "/run/other"})
+	// What the runtime does: create the missing targets.
+	for _, p := range []string{"etc/hostname", "run/.containerenv", "run/other"} {
+		full := filepath.Join(root, p)
+		_ = os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// ... and the step writes a file of its own beside one.
+	if err := os.WriteFile(filepath.Join(root, "run/kept"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.undo()
+	for _, gone := range []string{"etc/hostname", "run/.containerenv", "run/other"} {
+		if _, err := os.Lstat(filepath.Join(root, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s is still there after undo", gone)
+		}
+	}
+	for _, kept := range []string{"etc/hosts", "etc/passwd", "run/kept"} {
+		if _, err := os.Lstat(filepath.Join(root, kept)); err != nil {
+			t.Errorf("%s is gone after undo: %v", kept, err)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(root, "etc"))
+	if err != nil || !fi.ModTime().Equal(old) {
+		t.Errorf("/etc mtime after undo: %v, %v; want %v", fi.ModTime(), err, old)
+	}
+}
+
+func TestOCISpec(t *testing.T) {
+	s := runSpec{
+		Root: "/r", Argv: []string{"/bin/sh", "-c", "true"}, Env: []string{"PATH=/bin"}, Cwd: "/w",
+		User: specs.User{UID: 1000, GID: 1000}, Hostname: "h1",
+		Files:  map[string]string{"/etc/hosts": "/b/hosts", "/etc/hostname": "/b/hostname"},
+		Mounts: []specs.Mount{{Destination: "/cache", Type: "bind", Source: "/c", Options: []string{"rbind", "rw"}}},
+		Caps:   defaultCapabilities,
+	}
+	spec := ociSpec(s)
+	if !slices.Contains(spec.Process.Env, "HOSTNAME=h1") {
+		t.Errorf("env %q lacks HOSTNAME", spec.Process.Env)
+	}
+	if len(spec.Process.Capabilities.Effective) != 0 || len(spec.Process.Capabilities.Bounding) != len(defaultCapabilities) {
+		t.Errorf("a non-root user's capabilities: %+v; want the bounding set only", spec.Process.Capabilities)
+	}
+	var dests []string
+	for _, m := range spec.Mounts {
+		dests = append(dests, m.Destination)
+	}
+	// The step's own mounts come last, after the runtime's and the files.
+	if dests[len(dests)-1] != "/cache" || !slices.Contains(dests, "/etc/hosts") || !slices.Contains(dests, "/proc") {
+		t.Errorf("mounts %q", dests)
+	}
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace || ns.Type == specs.UserNamespace {
+			t.Errorf("host network step has a %s namespace", ns.Type)
+		}
+	}
+	s.NoNetwork, s.User = true, specs.User{}
+	spec = ociSpec(s)
+	if !slices.ContainsFunc(spec.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.NetworkNamespace }) {
+		t.Error("a no-network step shares the host's network namespace")
+	}
+	if len(spec.Process.Capabilities.Effective) != len(defaultCapabilities) {
+		t.Errorf("root's effective capabilities: %q", spec.Process.Capabilities.Effective)
+	}
+	if err := withSeccomp(spec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStepFiles(t *testing.T) {
+	dir := t.TempDir()
+	files, err := stepFiles(dir, "abc", false, "engine=\"strata\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/run/.containerenv"} {
+		if _, ok := files[target]; !ok {
+			t.Errorf("no file for %s", target)
+		}
+	}
+	hosts, _ := os.ReadFile(files["/etc/hosts"])
+	if !strings.Contains(string(hosts), "abc\n") || !strings.Contains(string(hosts), "localhost") {
+		t.Errorf("hosts:\n%s", hosts)
+	}
+	files, err = stepFiles(t.TempDir(), "abc", true, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := files["/etc/hosts"]; ok {
+		t.Error("a no-network step gets the host's /etc/hosts")
+	}
+}
