@@ -65,8 +65,10 @@ type Runtime struct {
 	noStaging bool
 	// buildahRun: commands run through Buildah's Run (BuildahRunEnv)
 	buildahRun bool
-	reaped     Reaped
-	guard      *guard
+	// buildahCopy: local copies go through Buildah's Add (BuildahCopyEnv)
+	buildahCopy bool
+	reaped      Reaped
+	guard       *guard
 
 	leftMu    sync.Mutex
 	leftovers []*buildah.Builder // working containers whose removal failed
@@ -149,19 +151,20 @@ func open(cfg Config, asGuard bool) (*Runtime, error) {
 		ulimits = append(ulimits, fmt.Sprintf("nofile=%d:%d", lim.Cur, lim.Max))
 	}
 	r := &Runtime{
-		store:      store,
-		runtime:    rtPath,
-		policyPath: policy,
-		rootless:   unshare.IsRootless(),
-		insecure:   cfg.Insecure,
-		certDir:    cfg.CertDir,
-		regDir:     cfg.RegistriesDir,
-		ulimits:    ulimits,
-		runRoot:    opts.RunRoot,
-		gpuCfg:     cfg.GPU,
-		pullNever:  cfg.PullPolicy == "never",
-		noStaging:  os.Getenv(NoStagingEnv) == "1",
-		buildahRun: os.Getenv(BuildahRunEnv) == "1",
+		store:       store,
+		runtime:     rtPath,
+		policyPath:  policy,
+		rootless:    unshare.IsRootless(),
+		insecure:    cfg.Insecure,
+		certDir:     cfg.CertDir,
+		regDir:      cfg.RegistriesDir,
+		ulimits:     ulimits,
+		runRoot:     opts.RunRoot,
+		gpuCfg:      cfg.GPU,
+		pullNever:   cfg.PullPolicy == "never",
+		noStaging:   os.Getenv(NoStagingEnv) == "1",
+		buildahRun:  os.Getenv(BuildahRunEnv) == "1",
+		buildahCopy: os.Getenv(BuildahCopyEnv) == "1",
 	}
 	if err := r.lockProcess(); err != nil {
 		store.Shutdown(false)

@@ -247,7 +247,29 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	if err := r.mkdirs(b, st); err != nil {
 		return "", err
 	}
+	var copyRoot string
 	for _, c := range st.Copies {
+		if !r.buildahCopy && copyRoot == "" {
+			if copyRoot, err = b.Mount(b.MountLabel); err != nil {
+				return "", fmt.Errorf("%s: mounting working container: %w", st.Name, err)
+			}
+			defer func() {
+				if copyRoot != "" {
+					_ = b.Unmount()
+				}
+			}()
+		}
+		if copyRoot != "" {
+			done, err := r.copyDirect(b, copyRoot, c)
+			if err != nil {
+				return "", fmt.Errorf("%s: copying %s to %s: %w", st.Name, copySourceNames(c), c.Dest, err)
+			}
+			if done {
+				pt.note("copied by strata")
+				continue
+			}
+			pt.note("copied by Buildah")
+		}
 		if c.ContextDir != "" {
 			if err := r.copySources(ctx, b, st, c); err != nil {
 				return "", err
@@ -267,6 +289,10 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		}
 	}
 
+	if copyRoot != "" {
+		_ = b.Unmount()
+		copyRoot = ""
+	}
 	pt.mark("copy")
 	if st.runsCommands() {
 		mnt, err := b.Mount(b.MountLabel)
@@ -516,6 +542,14 @@ func (r *Runtime) upperDir(b *buildah.Builder) string {
 		return ""
 	}
 	return upper
+}
+
+// copySourceNames names a copy's sources for an error.
+func copySourceNames(c Copy) string {
+	if c.ContextDir != "" {
+		return strings.Join(c.Sources, " ")
+	}
+	return c.Src
 }
 
 // stepError is the error of a command that failed with err (nil when it
