@@ -2,7 +2,6 @@ package integration
 
 import (
 	"archive/tar"
-	"context"
 	"errors"
 	"io"
 	"os"
@@ -29,7 +28,6 @@ import (
 // Buildah (a glob, --chmod) still copy.
 func TestDirectCopyMatchesBuildah(t *testing.T) {
 	requireRootless(t)
-	ctx := context.Background()
 	src := t.TempDir()
 	old := time.Date(2021, 5, 6, 7, 8, 9, 123456789, time.UTC)
 	writeFile(t, filepath.Join(src, "t", "a.txt"), "a\n")
@@ -83,34 +81,12 @@ COPY --chmod=0640 one /chmodded
 		AddLocalDir(filepath.Join(src, "t"), "/chain/dir", builder.Copy(), builder.Ignore("skip.log")).
 		AddLocalFile(filepath.Join(src, "one"), "/chain/file", builder.Copy())
 
-	build := func(img builder.Image, viaBuildah bool) string {
-		t.Helper()
-		v := ""
-		if viaBuildah {
-			v = "1"
-		}
-		t.Setenv(runners.BuildahCopyEnv, v)
-		s := openSession(t)
-		layout := filepath.Join(t.TempDir(), "layout")
-		if _, err := s.Build(ctx, img, builder.ExportTo("oci:"+layout+":latest"), builder.LayerCompression("none")); err != nil {
-			t.Fatalf("buildah=%v: %v", viaBuildah, err)
-		}
-		return layout
-	}
 	for _, c := range []struct {
 		name string
 		img  builder.Image
 	}{{"dockerfile", df}, {"chain", chain}} {
 		t.Run(c.name, func(t *testing.T) {
-			direct, plain := build(c.img, false), build(c.img, true)
-			a, err := imagediff.Load(direct, "latest")
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := imagediff.Load(plain, "latest")
-			if err != nil {
-				t.Fatal(err)
-			}
+			direct, plain, a, b := bothWays(t, c.img, runners.BuildahCopyEnv)
 			if ds := imagediff.Compare(a, b, imagediff.Options{}); len(ds) > 0 {
 				t.Errorf("direct and Buildah copies differ:\n%v", ds)
 			}

@@ -25,7 +25,6 @@ import (
 // /etc and /run, nor those directories where the step wrote nothing.
 func TestDirectRunMatchesBuildah(t *testing.T) {
 	requireRootless(t)
-	ctx := context.Background()
 	src := t.TempDir()
 	writeFile(t, filepath.Join(src, "Dockerfile"), `FROM base
 RUN echo 'app:x:1000:1000:App:/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' >> /etc/group && echo 'extra:x:2000:app' >> /etc/group && mkdir -p /home/app && chown 1000:1000 /home/app
@@ -47,34 +46,12 @@ USER 0
 	writeFile(t, filepath.Join(src, "nonet", "Dockerfile"), "FROM base\nRUN --network=none grep -c : /proc/net/dev > /ifaces\n")
 	noNet := builder.FromDockerfile(filepath.Join(src, "nonet", "Dockerfile"), builder.BuildContext("base", builder.FromArchive(busyboxTar(t))))
 
-	build := func(img builder.Image, buildah bool) string {
-		t.Helper()
-		v := ""
-		if buildah {
-			v = "1"
-		}
-		t.Setenv(runners.BuildahRunEnv, v)
-		s := openSession(t)
-		layout := filepath.Join(t.TempDir(), "layout")
-		if _, err := s.Build(ctx, img, builder.ExportTo("oci:"+layout+":latest"), builder.LayerCompression("none")); err != nil {
-			t.Fatalf("buildah=%v: %v", buildah, err)
-		}
-		return layout
-	}
 	for _, c := range []struct {
 		name string
 		img  builder.Image
 	}{{"dockerfile", df}, {"no network", noNet}} {
 		t.Run(c.name, func(t *testing.T) {
-			direct, plain := build(c.img, false), build(c.img, true)
-			a, err := imagediff.Load(direct, "latest")
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := imagediff.Load(plain, "latest")
-			if err != nil {
-				t.Fatal(err)
-			}
+			direct, plain, a, b := bothWays(t, c.img, runners.BuildahRunEnv)
 			if ds := imagediff.Compare(a, b, imagediff.Options{IgnorePaths: []string{"which"}}); len(ds) > 0 {
 				t.Errorf("direct and Buildah runs differ:\n%v", ds)
 			}
@@ -158,4 +135,26 @@ func nonDirs(entries []string) []string {
 		}
 	}
 	return out
+}
+
+// bothWays builds img into an OCI layout twice, on fresh stores, with the
+// environment variable env (one of strata's switches to Buildah's own
+// path) unset and then set to 1; it returns both layouts and their images.
+func bothWays(t *testing.T, img builder.Image, env string) (direct, plain string, a, b *imagediff.Image) {
+	t.Helper()
+	layouts := make([]string, 2)
+	images := make([]*imagediff.Image, 2)
+	for i, v := range []string{"", "1"} {
+		t.Setenv(env, v)
+		s := openSession(t)
+		layouts[i] = filepath.Join(t.TempDir(), "layout")
+		if _, err := s.Build(context.Background(), img, builder.ExportTo("oci:"+layouts[i]+":latest"), builder.LayerCompression("none")); err != nil {
+			t.Fatalf("%s=%q: %v", env, v, err)
+		}
+		var err error
+		if images[i], err = imagediff.Load(layouts[i], "latest"); err != nil {
+			t.Fatalf("%s=%q: the image does not read back: %v", env, v, err)
+		}
+	}
+	return layouts[0], layouts[1], images[0], images[1]
 }
