@@ -5,9 +5,10 @@
 //
 // A step's commands run through one `runc run` each, with a runtime spec
 // this package writes as Buildah's Run would (ocirun.go; a GPU step, and
-// every step under STRATA_BUILDAH_RUN=1, goes through Buildah's Run), and a
-// COPY/ADD-only or runc-run step's layer is made of the working container's
-// own files rather than written again by the commit (staged.go).
+// every step under STRATA_BUILDAH_RUN=1, goes through Buildah's Run), a
+// local COPY/ADD is written by this package (copydirect.go), and a
+// COPY/ADD-only step's layer is made of the working container's own files
+// rather than written again by the commit (staged.go).
 //
 // A program that uses this package must call InitReexec first thing in main;
 // see its doc. Buildah's types never leave this package: callers describe a

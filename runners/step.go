@@ -378,13 +378,16 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	b.SetHistoryComment("")
 	b.FromImage = ""
 	Failpoint("commit")
-	// A COPY/ADD-only step, or one whose commands ran through runc
-	// (ocirun.go: its mount targets are gone, so the container layer is
-	// the step's diff as it stands): the layer is made of the container's
-	// own files (staged.go); any error there leaves the commit to write it.
+	// A COPY/ADD-only step: the layer is made of the container's own
+	// files (staged.go); any error there leaves the commit to write it.
+	// A step whose commands ran through runc could be staged the same way
+	// (its mount targets leave no trace), but staging every RUN multiplies
+	// a race in containers/storage: a staging directory is created before
+	// its lock, and another process's Shutdown that sweeps it in between
+	// leaves one this process cannot clean, so its Shutdown keeps the
+	// driver's home mounted (TestPruneFromAnotherProcess, 3 runs in 6).
 	var staged *stagedLayer
-	directRun := st.runsCommands() && st.GPU.IsZero() && !r.buildahRun
-	if (directRun || (!st.runsCommands() && len(st.Copies) > 0)) && st.SourceDateEpoch == nil && !r.noStaging {
+	if !st.runsCommands() && len(st.Copies) > 0 && st.SourceDateEpoch == nil && !r.noStaging {
 		var err error
 		if staged, err = r.stageLayer(b); err != nil {
 			pt.note("staging failed, the commit writes the layer: " + err.Error())
