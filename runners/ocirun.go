@@ -20,6 +20,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/user"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	buildahutil "go.podman.io/buildah/util"
 	"go.podman.io/common/pkg/config"
 	"go.podman.io/common/pkg/seccomp"
 	"golang.org/x/sys/unix"
@@ -240,21 +241,14 @@ func openInRoot(root, p string) (*os.File, error) {
 }
 
 // mergeEnv is base with each KEY=value of over replacing base's KEY or
-// added after it.
+// added after it, as Buildah's Run merges the environment (its
+// util.MergeEnv, entries without "=" left out).
 func mergeEnv(base []string, over ...[]string) []string {
-	out := slices.Clone(base)
+	out := base
 	for _, list := range over {
-		for _, kv := range list {
-			k, _, _ := strings.Cut(kv, "=")
-			i := slices.IndexFunc(out, func(e string) bool { ek, _, _ := strings.Cut(e, "="); return ek == k })
-			if i >= 0 {
-				out[i] = kv
-			} else {
-				out = append(out, kv)
-			}
-		}
+		out = buildahutil.MergeEnv(out, list)
 	}
-	return out
+	return slices.DeleteFunc(out, func(e string) bool { return !strings.Contains(e, "=") })
 }
 
 // createdTargets notes, before a run, which of the mount targets (paths in
