@@ -267,6 +267,11 @@ func (s *Session) Build(ctx context.Context, img Image, opts ...BuildOption) (*R
 
 func (s *Session) build(ctx context.Context, img Image, bo buildOptions) (*Result, error) {
 	started := time.Now()
+	// Working containers are removed in the background while later steps
+	// run; none is left when the build returns.
+	if s != nil && s.rt != nil {
+		defer s.rt.SettleDeletes()
+	}
 	if bo.err != nil {
 		return nil, bo.err
 	}

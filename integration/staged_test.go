@@ -3,10 +3,13 @@ package integration
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -166,4 +169,169 @@ func layerEntries(t *testing.T, layout string) [][]string {
 		out = append(out, ents)
 	}
 	return out
+}
+
+// TestDirectCommitMatchesBuildah: a step's image written by strata (its
+// layer the working container's own files, moved into the store; its
+// manifest and config Buildah's, with the layer added) is the image
+// Buildah's own commit gives (STRATA_NO_STAGED_LAYERS=1), in both formats:
+// the same files, owners, modes and whiteouts, the same layer entries, the
+// same config (env, user, working directory, labels, command, healthcheck)
+// and the same history, entry for entry, but for the times; every step
+// but the first is committed directly (STRATA_PHASES says "image"), the
+// image reads back whole (exported, digests checked) and the store keeps
+// no layer that no image uses.
+func TestDirectCommitMatchesBuildah(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	base := busyboxTar(t)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "app", "a.txt"), "a\n")
+	writeFile(t, filepath.Join(src, "app", "sub", "b.txt"), "b\n")
+	writeFile(t, filepath.Join(src, "Dockerfile"), "FROM base\n"+
+		"ENV A=1 B=two\n"+
+		"RUN mkdir -p /work /gone && echo 1 > /work/one && ln /work/one /work/hard && ln -s one /work/soft && rm -rf /etc/group /gone\n"+
+		"LABEL org.example.step=direct\n"+
+		"COPY app /app\n"+
+		"WORKDIR /srv/data\n"+
+		"RUN chown -R 1000:1000 /srv && chmod 4755 /work/one && echo x > rel.txt\n"+
+		"USER 1000\n"+
+		"RUN echo $A > /tmp/a\n"+
+		"HEALTHCHECK --interval=5s CMD true\n"+
+		"CMD [\"cat\", \"/work/one\"]\n")
+	df := builder.FromDockerfile(filepath.Join(src, "Dockerfile"), builder.BuildContext("base", builder.FromArchive(base)))
+
+	for _, format := range []string{"oci", "docker"} {
+		t.Run(format, func(t *testing.T) {
+			type built struct {
+				layout  string
+				config  map[string]any
+				session *builder.Session
+			}
+			build := func(plain bool) built {
+				t.Helper()
+				if plain {
+					t.Setenv(runners.NoStagingEnv, "1")
+				} else {
+					t.Setenv(runners.NoStagingEnv, "")
+				}
+				s := openSession(t)
+				layout := filepath.Join(t.TempDir(), "layout")
+				res, err := s.Build(ctx, df, builder.Format(format), builder.ExportTo("oci:"+layout+":latest"), builder.LayerCompression("none"))
+				if err != nil {
+					t.Fatalf("plain=%v: %v", plain, err)
+				}
+				raw, err := s.Store().ImageBigData(res.ImageID, "sha256:"+res.ImageID)
+				if err != nil {
+					t.Fatalf("plain=%v: the image's config: %v", plain, err)
+				}
+				var cfg map[string]any
+				if err := json.Unmarshal(raw, &cfg); err != nil {
+					t.Fatal(err)
+				}
+				return built{layout, cfg, s}
+			}
+			direct, plain := build(false), build(true)
+			a, err := imagediff.Load(direct.layout, "latest")
+			if err != nil {
+				t.Fatalf("the directly committed image does not read back: %v", err)
+			}
+			b, err := imagediff.Load(plain.layout, "latest")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ds := imagediff.Compare(a, b, imagediff.Options{}); len(ds) > 0 {
+				t.Errorf("direct and Buildah-committed images differ:\n%v", ds)
+			}
+			if _, ok := a.Files["etc/group"]; ok {
+				t.Errorf("/etc/group, removed by a RUN step, is still there")
+			}
+			if f := a.Files["work/one"]; f.Mode&os.ModeSetuid == 0 {
+				t.Errorf("/work/one lost its setuid bit: %v", f.Mode)
+			}
+			sa, sb := layerEntries(t, direct.layout), layerEntries(t, plain.layout)
+			if len(sa) != len(sb) {
+				t.Fatalf("%d layers direct, %d Buildah's", len(sa), len(sb))
+			}
+			for i := range sa {
+				if !slices.Equal(sa[i], sb[i]) {
+					t.Errorf("layer %d's entries differ:\ndirect   %q\nBuildah's %q", i, sa[i], sb[i])
+				}
+			}
+			// The configs, as stored, are the same but for the times and
+			// the working container's ID and host name (docker format).
+			norm := func(c map[string]any) string {
+				c = maps.Clone(c)
+				delete(c, "created")
+				delete(c, "container")
+				for _, k := range []string{"config", "container_config"} {
+					if cc, ok := c[k].(map[string]any); ok {
+						cc = maps.Clone(cc)
+						delete(cc, "Hostname")
+						c[k] = cc
+					}
+				}
+				if h, ok := c["history"].([]any); ok {
+					for _, e := range h {
+						delete(e.(map[string]any), "created")
+					}
+				}
+				if r, ok := c["rootfs"].(map[string]any); ok {
+					r = maps.Clone(r)
+					r["diff_ids"] = len(r["diff_ids"].([]any))
+					c["rootfs"] = r
+				}
+				out, _ := json.MarshalIndent(c, "", " ")
+				return string(out)
+			}
+			if x, y := norm(direct.config), norm(plain.config); x != y {
+				t.Errorf("configs differ:\ndirect:\n%s\nBuildah's:\n%s", x, y)
+			}
+			if format == "docker" && !strings.Contains(norm(direct.config), "Healthcheck") {
+				t.Errorf("the docker-format config has no healthcheck:\n%s", norm(direct.config))
+			}
+
+			// Every layer of the store belongs to an image (the moved ones
+			// were taken by their images; none is left over).
+			used := map[string]bool{}
+			st := direct.session.Store()
+			imgs, err := st.Images()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, img := range imgs {
+				for id := img.TopLayer; id != ""; {
+					used[id] = true
+					l, err := st.Layer(id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					id = l.Parent
+				}
+			}
+			ls, err := st.Layers()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range ls {
+				if !used[l.ID] {
+					t.Errorf("layer %s belongs to no image", l.ID)
+				}
+			}
+		})
+	}
+
+	// The CLI says how each step was committed (STRATA_PHASES): directly,
+	// every step of the Dockerfile (the ENV strata adds for a base
+	// without PATH included).
+	r := runCLIEnv(t, strataCLI(t), []string{"STRATA_PHASES=1", runners.NoStagingEnv}, "build", "-f", filepath.Join(src, "Dockerfile"),
+		"--build-context", "base=archive:"+base, "--store", filepath.Join(storeRoot(t), "graph"), "--runroot", filepath.Join(storeRoot(t), "run"), src)
+	if r.code != 0 {
+		t.Fatalf("strata build: %d\n%s", r.code, r.stderr)
+	}
+	steps := strings.Count(r.stderr, "strata: phases ")
+	direct := len(regexp.MustCompile(` image [0-9]+ms`).FindAllString(r.stderr, -1))
+	if steps < 10 || direct != steps || strings.Contains(r.stderr, "committed by Buildah") {
+		t.Errorf("%d of %d steps committed directly:\n%s", direct, steps, r.stderr)
+	}
 }

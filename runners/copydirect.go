@@ -2,7 +2,6 @@ package runners
 
 import (
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"go.podman.io/buildah"
@@ -42,6 +42,8 @@ type copyItem struct {
 	src, dst string
 	info     fs.FileInfo
 	link     string // for a hard link: the dst of the entry it links to
+	// inTheWay: the image has a file at dst (removed before the write).
+	inTheWay bool
 }
 
 // copyDirect copies c into b's mounted root filesystem root. It returns
@@ -154,7 +156,16 @@ func (r *Runtime) copyDirect(b *buildah.Builder, root string, c Copy) (bool, err
 	// The plan: every entry, parents before children.
 	var items []copyItem
 	links := map[[2]uint64]string{}
+	planned := map[string]bool{} // non-directories, by destination
 	add := func(src, dst string, fi fs.FileInfo) error {
+		if !fi.IsDir() {
+			if planned[dst] {
+				// Two sources write one file: the last one wins, in order
+				// (Buildah's copier), not as the parallel writes finish.
+				return errNotDirect
+			}
+			planned[dst] = true
+		}
 		if !fi.IsDir() && !fi.Mode().IsRegular() && fi.Mode()&fs.ModeSymlink == 0 {
 			return errNotDirect
 		}
@@ -175,6 +186,7 @@ func (r *Runtime) copyDirect(b *buildah.Builder, root string, c Copy) (bool, err
 				if have.Mode()&fs.ModeSymlink != 0 || have.IsDir() != fi.IsDir() || (!have.IsDir() && !have.Mode().IsRegular()) {
 					return errNotDirect
 				}
+				it.inTheWay = !have.IsDir()
 			} else if !os.IsNotExist(err) {
 				return errNotDirect
 			}
@@ -261,7 +273,7 @@ func (r *Runtime) copyDirect(b *buildah.Builder, root string, c Copy) (bool, err
 		return true, err
 	}
 	for _, it := range hardlinks {
-		if err := removeIfThere(it.dst); err != nil {
+		if err := removeIfThere(it); err != nil {
 			return true, err
 		}
 		if err := os.Link(it.link, it.dst); err != nil {
@@ -317,7 +329,7 @@ func writeParallel(items []copyItem, uid, gid uint32) error {
 }
 
 func writeOne(it copyItem, uid, gid uint32) error {
-	if err := removeIfThere(it.dst); err != nil {
+	if err := removeIfThere(it); err != nil {
 		return err
 	}
 	if it.info.Mode()&fs.ModeSymlink != 0 {
@@ -330,28 +342,100 @@ func writeOne(it copyItem, uid, gid uint32) error {
 		}
 		return setMeta(it.dst, it.info, uid, gid, true)
 	}
-	in, err := os.Open(it.src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(it.dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copying %s: %w", it.src, err)
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return setMeta(it.dst, it.info, uid, gid, true)
+	return copyRegular(it, uid, gid)
 }
 
-// removeIfThere removes the non-directory p when it exists.
-func removeIfThere(p string) error {
-	if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+// copyRegular writes the regular file it.dst (new) with it.src's contents,
+// owner uid:gid, mode and times. It works on file descriptors: each path
+// lookup in the working container's overlay mount costs more than the
+// write of a small file.
+func copyRegular(it copyItem, uid, gid uint32) error {
+	in, err := unix.Open(it.src, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: it.src, Err: err}
+	}
+	defer unix.Close(in)
+	out, err := unix.Open(it.dst, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: it.dst, Err: err}
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			unix.Close(out)
+		}
+	}()
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
+	for {
+		n, err := unix.Read(in, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("copying %s: %w", it.src, &os.PathError{Op: "read", Path: it.src, Err: err})
+		}
+		if n == 0 {
+			break
+		}
+		for w := buf[:n]; len(w) > 0; {
+			m, err := unix.Write(out, w)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("copying %s: %w", it.src, &os.PathError{Op: "write", Path: it.dst, Err: err})
+			}
+			w = w[m:]
+		}
+	}
+	// Owner, then mode (a change of owner drops setuid and setgid), then
+	// the times (the writes moved them).
+	if err := unix.Fchown(out, int(uid), int(gid)); err != nil {
+		return &os.PathError{Op: "chown", Path: it.dst, Err: err}
+	}
+	if err := unix.Fchmod(out, uint32(unixMode(it.info.Mode()))); err != nil {
+		return &os.PathError{Op: "chmod", Path: it.dst, Err: err}
+	}
+	if st, ok := it.info.Sys().(*syscall.Stat_t); ok {
+		ts := [2]unix.Timespec{{Sec: st.Atim.Sec, Nsec: st.Atim.Nsec}, unix.NsecToTimespec(it.info.ModTime().UnixNano())}
+		// utimensat with no path is futimens: the times of out itself.
+		if _, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(out), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0); e != 0 {
+			return &os.PathError{Op: "utimes", Path: it.dst, Err: e}
+		}
+	}
+	closed = true
+	if err := unix.Close(out); err != nil {
+		return &os.PathError{Op: "close", Path: it.dst, Err: err}
+	}
+	return nil
+}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
+
+// unixMode is the permission bits of m with setuid, setgid and sticky in
+// their Unix places.
+func unixMode(m fs.FileMode) uint32 {
+	out := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		out |= unix.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		out |= unix.S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		out |= unix.S_ISVTX
+	}
+	return out
+}
+
+// removeIfThere removes the file the image has where it goes.
+func removeIfThere(it copyItem) error {
+	if !it.inTheWay {
+		return nil
+	}
+	if err := os.Remove(it.dst); err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	return nil

@@ -61,7 +61,7 @@ type Runtime struct {
 	gpuCfg     GPUConfig
 	gpu        gpuState
 	pullNever  bool
-	// noStaging: COPY/ADD steps are committed the plain way (NoStagingEnv)
+	// noStaging: every step is committed the plain way (NoStagingEnv)
 	noStaging bool
 	// buildahRun: commands run through Buildah's Run (BuildahRunEnv)
 	buildahRun bool
@@ -72,10 +72,13 @@ type Runtime struct {
 
 	leftMu    sync.Mutex
 	leftovers []*buildah.Builder // working containers whose removal failed
+
+	deletes  sync.WaitGroup // working containers being removed (deleteInBackground)
+	deleteMu sync.Mutex     // one removal at a time
 }
 
-// NoStagingEnv, set to 1, makes COPY/ADD steps commit their layer the
-// plain way, writing the files a second time, instead of making it of the
+// NoStagingEnv, set to 1, makes every step commit its layer the plain
+// way, writing the files a second time, instead of making it of the
 // working container's own files (staged.go): the path the shortcut is
 // tested against, and a way around it.
 const NoStagingEnv = "STRATA_NO_STAGED_LAYERS"
@@ -230,6 +233,7 @@ func (r *Runtime) Store() storage.Store { return r.store }
 
 // Close releases the store.
 func (r *Runtime) Close() error {
+	r.SettleDeletes()
 	r.retryDeletes()
 	r.gpuCleanup()
 	r.unlockProcess()

@@ -234,15 +234,12 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 		return "", fmt.Errorf("%s: creating working container: %w", st.Name, err)
 	}
 	pt.mark("create")
-	defer func() {
-		// The container goes away on every path, success or not. On a
-		// full disk even that can fail (the store cannot record it): it
-		// is retried before the next step and at Close.
-		if err := b.Delete(); err != nil {
-			r.deleteLater(b)
-		}
-		pt.mark("delete")
-	}()
+	// The container goes away on every path, success or not, in the
+	// background: the next step does not wait for its files to be
+	// removed (SettleDeletes waits). On a full disk even that can fail
+	// (the store cannot record it): it is retried before the next step
+	// and at Close.
+	defer r.deleteInBackground(b)
 
 	if err := r.mkdirs(b, st); err != nil {
 		return "", err
@@ -378,16 +375,38 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	b.SetHistoryComment("")
 	b.FromImage = ""
 	Failpoint("commit")
-	// A COPY/ADD-only step: the layer is made of the container's own
-	// files (staged.go); any error there leaves the commit to write it.
-	// A step whose commands ran through runc could be staged the same way
-	// (its mount targets leave no trace), but staging every RUN multiplies
-	// a race in containers/storage: a staging directory is created before
-	// its lock, and another process's Shutdown that sweeps it in between
-	// leaves one this process cannot clean, so its Shutdown keeps the
-	// driver's home mounted (TestPruneFromAnotherProcess, 3 runs in 6).
+	// The step's layer is the container's own files, moved into the
+	// store whole, with the image written by strata (directcommit.go);
+	// where that does not apply, Buildah's commit writes it. A step
+	// whose commands ran through Buildah's Run (GPUs, BuildahRunEnv) is
+	// committed the plain way: Buildah may leave traces of its mount
+	// targets that its commit knows to skip.
+	writesLayer := st.runsCommands() || len(st.Copies) > 0 || len(st.Mkdirs) > 0
+	viaRunc := st.GPU.IsZero() && !r.buildahRun
+	stageable := (!st.runsCommands() || viaRunc) && st.SourceDateEpoch == nil && !r.noStaging
+	if stageable {
+		id, err := r.commitDirect(ctx, b, st, writesLayer, pt)
+		if err == nil {
+			if err := ctx.Err(); err != nil {
+				// Cancelled while committing: the image is not the step's result.
+				_, _ = r.store.DeleteImage(id, true)
+				return "", fmt.Errorf("%s: %w", st.Name, err)
+			}
+			return id, nil
+		}
+		if !errors.Is(err, errNoDirectCommit) {
+			return "", fmt.Errorf("%s: committing: %w", st.Name, err)
+		}
+		pt.note("committed by Buildah: " + err.Error())
+	}
+	// The fallback: a COPY/ADD step's layer linked into a staged layer.
+	// Not a RUN step's: staging through the driver's staging directories
+	// at every step multiplies a containers/storage race (a staging
+	// directory is created before its lock; another process's Shutdown
+	// that sweeps it in between leaves one this process cannot clean, so
+	// its Shutdown keeps the driver's home mounted).
 	var staged *stagedLayer
-	if !st.runsCommands() && len(st.Copies) > 0 && st.SourceDateEpoch == nil && !r.noStaging {
+	if writesLayer && stageable && !st.runsCommands() {
 		var err error
 		if staged, err = r.stageLayer(b); err != nil {
 			pt.note("staging failed, the commit writes the layer: " + err.Error())
@@ -406,7 +425,7 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 			PreferredManifestType: manifestType(st.Format),
 			SystemContext:         r.SystemContext(),
 			SignaturePolicyPath:   r.policyPath,
-			EmptyLayer:            !st.runsCommands() && len(st.Copies) == 0 && len(st.Mkdirs) == 0,
+			EmptyLayer:            !writesLayer,
 			SourceDateEpoch:       st.SourceDateEpoch,
 			RewriteTimestamp:      st.SourceDateEpoch != nil,
 		})
@@ -623,6 +642,26 @@ func (r *Runtime) runDirect(ctx context.Context, b *buildah.Builder, argv, env [
 	}
 	return ociRun(ctx, r.runtime, dir, "strata-"+hostname+"-"+randomSuffix()[:8], spec, out)
 }
+
+// deleteInBackground removes the working container b in the background,
+// one removal at a time.
+func (r *Runtime) deleteInBackground(b *buildah.Builder) {
+	r.deletes.Add(1)
+	go func() {
+		defer r.deletes.Done()
+		r.deleteMu.Lock()
+		defer r.deleteMu.Unlock()
+		if err := b.Delete(); err != nil {
+			r.deleteLater(b)
+		}
+	}()
+}
+
+// SettleDeletes waits until the working containers of the steps executed
+// so far are removed (or kept for a retry when their removal failed). A
+// build calls it before it returns, so that no working container of its
+// own is left when it does.
+func (r *Runtime) SettleDeletes() { r.deletes.Wait() }
 
 // deleteLater keeps a working container whose removal failed.
 func (r *Runtime) deleteLater(b *buildah.Builder) {
