@@ -73,14 +73,17 @@ type Runtime struct {
 	leftMu    sync.Mutex
 	leftovers []*buildah.Builder // working containers whose removal failed
 
-	deletes  sync.WaitGroup // working containers being removed (deleteInBackground)
-	deleteMu sync.Mutex     // one removal at a time
+	deleteMu sync.Mutex // one removal at a time (deleteInBackground)
+	pendMu   sync.Mutex // guards pending and settled
+	pending  int        // working containers being removed
+	settled  *sync.Cond // pending went to 0 (on pendMu; made by SettleDeletes)
 }
 
-// NoStagingEnv, set to 1, makes every step commit its layer the plain
-// way, writing the files a second time, instead of making it of the
-// working container's own files (staged.go): the path the shortcut is
-// tested against, and a way around it.
+// NoStagingEnv, set to 1, makes every step commit the plain way, through
+// Buildah's commit, which reads the layer and writes its files a second
+// time, instead of moving the working container's own files into the layer
+// (directcommit.go, staged.go): the path the shortcuts are tested against,
+// and a way around them.
 const NoStagingEnv = "STRATA_NO_STAGED_LAYERS"
 
 // Open opens (creating if needed) the store described by cfg. It starts

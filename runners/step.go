@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -646,9 +647,18 @@ func (r *Runtime) runDirect(ctx context.Context, b *buildah.Builder, argv, env [
 // deleteInBackground removes the working container b in the background,
 // one removal at a time.
 func (r *Runtime) deleteInBackground(b *buildah.Builder) {
-	r.deletes.Add(1)
+	r.pendMu.Lock()
+	r.pending++
+	r.pendMu.Unlock()
 	go func() {
-		defer r.deletes.Done()
+		defer func() {
+			r.pendMu.Lock()
+			r.pending--
+			if r.pending == 0 && r.settled != nil {
+				r.settled.Broadcast()
+			}
+			r.pendMu.Unlock()
+		}()
 		r.deleteMu.Lock()
 		defer r.deleteMu.Unlock()
 		if err := b.Delete(); err != nil {
@@ -661,7 +671,16 @@ func (r *Runtime) deleteInBackground(b *buildah.Builder) {
 // so far are removed (or kept for a retry when their removal failed). A
 // build calls it before it returns, so that no working container of its
 // own is left when it does.
-func (r *Runtime) SettleDeletes() { r.deletes.Wait() }
+func (r *Runtime) SettleDeletes() {
+	r.pendMu.Lock()
+	defer r.pendMu.Unlock()
+	if r.settled == nil {
+		r.settled = sync.NewCond(&r.pendMu)
+	}
+	for r.pending > 0 {
+		r.settled.Wait()
+	}
+}
 
 // deleteLater keeps a working container whose removal failed.
 func (r *Runtime) deleteLater(b *buildah.Builder) {
