@@ -19,8 +19,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A guard is a helper process that every open Runtime starts: a copy of the
-// program, in the same user and mount namespace, in a session of its own
+// A guard is a helper process that every open Runtime starts with the first
+// step it executes (ensureGuard): a copy of the program, in the same user
+// and mount namespace, in a session of its own
 // (a signal to the caller's process group does not reach it), with the read
 // end of a pipe whose only write end the Runtime holds. Close tells it to
 // go. When the Runtime's process dies without Close (SIGKILL, a signal it
@@ -46,6 +47,21 @@ func registerReexecs() {
 type guard struct {
 	w   *os.File
 	cmd *exec.Cmd
+}
+
+// ensureGuard starts the guard for r unless it runs already (or r is a
+// guard's own Runtime, or is closed). Only Execute makes what the guard
+// cleans up (runtime containers, working containers, run directories), so
+// it is the first Execute that starts it: a build whose every step is
+// cached pays for no second process.
+func (r *Runtime) ensureGuard() error {
+	r.guardOnce.Do(func() {
+		if r.asGuard {
+			return
+		}
+		r.guard, r.guardErr = r.startGuard(r.store.GraphDriverName())
+	})
+	return r.guardErr
 }
 
 // startGuard starts the guard for r (see above). Its arguments name the

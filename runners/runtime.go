@@ -69,6 +69,9 @@ type Runtime struct {
 	buildahCopy bool
 	reaped      Reaped
 	guard       *guard
+	guardOnce   sync.Once // starts guard (ensureGuard), or, at Close, rules it out
+	guardErr    error
+	asGuard     bool // this Runtime is a guard's: it starts none
 
 	leftMu    sync.Mutex
 	leftovers []*buildah.Builder // working containers whose removal failed
@@ -86,9 +89,9 @@ type Runtime struct {
 // and a way around them.
 const NoStagingEnv = "STRATA_NO_STAGED_LAYERS"
 
-// Open opens (creating if needed) the store described by cfg. It starts
-// the build guard (guard.go), which cleans up after this process if it
-// dies without Close.
+// Open opens (creating if needed) the store described by cfg. The first
+// step it executes starts the build guard (guard.go), which cleans up
+// after this process if it dies without Close.
 func Open(cfg Config) (*Runtime, error) { return open(cfg, false) }
 
 // open is Open; asGuard opens for a guard (guard.go), which holds the reap
@@ -181,13 +184,9 @@ func open(cfg Config, asGuard bool) (*Runtime, error) {
 	} else {
 		r.reaped = r.reapLocked()
 	}
-	if !asGuard {
-		if r.guard, err = r.startGuard(store.GraphDriverName()); err != nil {
-			r.unlockProcess()
-			store.Shutdown(false)
-			return nil, err
-		}
-	}
+	// The guard starts with the first step that runs (ensureGuard): a
+	// build whose steps are all cached never starts one.
+	r.asGuard = asGuard
 	return r, nil
 }
 
@@ -236,6 +235,7 @@ func (r *Runtime) Store() storage.Store { return r.store }
 
 // Close releases the store.
 func (r *Runtime) Close() error {
+	r.guardOnce.Do(func() {}) // no guard starts after this
 	r.SettleDeletes()
 	r.retryDeletes()
 	r.gpuCleanup()

@@ -199,6 +199,9 @@ func (e *StepError) Unwrap() error { return e.Err }
 // ("" for scratch), commits the result and removes the container whatever
 // happens. It returns the committed image's ID.
 func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string, error) {
+	if err := r.ensureGuard(); err != nil {
+		return "", fmt.Errorf("%s: %w", st.Name, err)
+	}
 	r.retryDeletes()
 	if st.runsCommands() {
 		// Before any container: a step of another architecture needs
