@@ -18,6 +18,7 @@ import (
 	"github.com/stratabuild/strata/builder"
 	"github.com/stratabuild/strata/pkg/imagediff"
 	"github.com/stratabuild/strata/runners"
+	"go.podman.io/storage"
 )
 
 // TestStagedCopyLayer: a COPY step's layer is made of the working
@@ -112,22 +113,28 @@ func TestStagedCopyLayer(t *testing.T) {
 
 	// Every layer of the store belongs to an image (the staged ones were
 	// taken by the commits; none is left over).
+	checkNoStrayLayers(t, ss.Store())
+}
+
+// checkNoStrayLayers: every layer of st belongs to an image.
+func checkNoStrayLayers(t *testing.T, st storage.Store) {
+	t.Helper()
 	used := map[string]bool{}
-	imgs, err := ss.Store().Images()
+	imgs, err := st.Images()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, img := range imgs {
 		for id := img.TopLayer; id != ""; {
 			used[id] = true
-			l, err := ss.Store().Layer(id)
+			l, err := st.Layer(id)
 			if err != nil {
 				t.Fatal(err)
 			}
 			id = l.Parent
 		}
 	}
-	ls, err := ss.Store().Layers()
+	ls, err := st.Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,31 +300,7 @@ func TestDirectCommitMatchesBuildah(t *testing.T) {
 
 			// Every layer of the store belongs to an image (the moved ones
 			// were taken by their images; none is left over).
-			used := map[string]bool{}
-			st := direct.session.Store()
-			imgs, err := st.Images()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, img := range imgs {
-				for id := img.TopLayer; id != ""; {
-					used[id] = true
-					l, err := st.Layer(id)
-					if err != nil {
-						t.Fatal(err)
-					}
-					id = l.Parent
-				}
-			}
-			ls, err := st.Layers()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, l := range ls {
-				if !used[l.ID] {
-					t.Errorf("layer %s belongs to no image", l.ID)
-				}
-			}
+			checkNoStrayLayers(t, direct.session.Store())
 		})
 	}
 

@@ -188,14 +188,7 @@ func withLayerAdded(man, cfg []byte, diffID godigest.Digest, size int64) ([]byte
 		if err := json.Unmarshal(cfg, &c); err != nil {
 			return nil, nil, err
 		}
-		if n := len(c.History); n > 0 {
-			if !c.History[n-1].EmptyLayer {
-				return nil, nil, errors.New("the step's history entry is not the last one")
-			}
-			c.History[n-1].EmptyLayer = false
-		}
-		c.RootFS.DiffIDs = append(c.RootFS.DiffIDs, diffID)
-		if err := checkHistory(len(c.History), countNonEmpty(c.History, func(h v1.History) bool { return h.EmptyLayer }), len(c.RootFS.DiffIDs)); err != nil {
+		if err := addLayer(c.History, func(h *v1.History) *bool { return &h.EmptyLayer }, &c.RootFS.DiffIDs, diffID); err != nil {
 			return nil, nil, err
 		}
 		ncfg, err := json.Marshal(&c)
@@ -215,17 +208,10 @@ func withLayerAdded(man, cfg []byte, diffID godigest.Digest, size int64) ([]byte
 		if err := json.Unmarshal(cfg, &c); err != nil {
 			return nil, nil, err
 		}
-		if n := len(c.History); n > 0 {
-			if !c.History[n-1].EmptyLayer {
-				return nil, nil, errors.New("the step's history entry is not the last one")
-			}
-			c.History[n-1].EmptyLayer = false
-		}
 		if c.RootFS == nil {
 			c.RootFS = &docker.V2S2RootFS{Type: docker.TypeLayers}
 		}
-		c.RootFS.DiffIDs = append(c.RootFS.DiffIDs, diffID)
-		if err := checkHistory(len(c.History), countNonEmpty(c.History, func(h docker.V2S2History) bool { return h.EmptyLayer }), len(c.RootFS.DiffIDs)); err != nil {
+		if err := addLayer(c.History, func(h *docker.V2S2History) *bool { return &h.EmptyLayer }, &c.RootFS.DiffIDs, diffID); err != nil {
 			return nil, nil, err
 		}
 		ncfg, err := json.Marshal(&c)
@@ -240,20 +226,30 @@ func withLayerAdded(man, cfg []byte, diffID godigest.Digest, size int64) ([]byte
 	return nil, nil, fmt.Errorf("manifest type %q", probe.MediaType)
 }
 
-func countNonEmpty[H any](hs []H, empty func(H) bool) int {
-	n := 0
-	for _, h := range hs {
-		if !empty(h) {
-			n++
+// addLayer adds the layer diffID to an image's diff IDs and to its
+// history (of either format; emptyLayer gives an entry's empty-layer
+// flag): the last entry, the step's, empty until now, gets the layer. An
+// image with a history must then list one non-empty entry per layer.
+func addLayer[H any](history []H, emptyLayer func(*H) *bool, diffIDs *[]godigest.Digest, diffID godigest.Digest) error {
+	if n := len(history); n > 0 {
+		last := emptyLayer(&history[n-1])
+		if !*last {
+			return errors.New("the step's history entry is not the last one")
+		}
+		*last = false
+	}
+	*diffIDs = append(*diffIDs, diffID)
+	if len(history) == 0 {
+		return nil
+	}
+	nonEmpty := 0
+	for i := range history {
+		if !*emptyLayer(&history[i]) {
+			nonEmpty++
 		}
 	}
-	return n
-}
-
-// checkHistory: an image with a history has one non-empty entry per layer.
-func checkHistory(entries, nonEmpty, layers int) error {
-	if entries > 0 && nonEmpty != layers {
-		return fmt.Errorf("the history lists %d layers, the image has %d", nonEmpty, layers)
+	if nonEmpty != len(*diffIDs) {
+		return fmt.Errorf("the history lists %d layers, the image has %d", nonEmpty, len(*diffIDs))
 	}
 	return nil
 }
