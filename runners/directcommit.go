@@ -266,7 +266,11 @@ func addLayer[H any](history []H, emptyLayer func(*H) *bool, diffIDs *[]godigest
 // errNoDirectCommit (the plain commit can take over).
 func (r *Runtime) moveLayer(parent string, d *layerDiff) (*stagedLayer, error) {
 	id := stagedLayerID(parent, d.digest)
-	if _, err := r.store.Layer(id); err == nil {
+	if l, err := r.store.Layer(id); err == nil {
+		if l.UncompressedDigest != d.digest {
+			// Another process is making it: leave it to Buildah's commit.
+			return nil, fmt.Errorf("%w: layer %s is not complete yet", errNoDirectCommit, id)
+		}
 		return &stagedLayer{id: id}, nil
 	}
 	st, err := os.Stat(d.upper)
