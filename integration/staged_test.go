@@ -299,8 +299,12 @@ func TestDirectCommitMatchesBuildah(t *testing.T) {
 			}
 
 			// Every layer of the store belongs to an image (the moved ones
-			// were taken by their images; none is left over).
+			// were taken by their images; none is left over), and no
+			// tar-split file of a commit is left in the run root.
 			checkNoStrayLayers(t, direct.session.Store())
+			if left, _ := filepath.Glob(filepath.Join(direct.session.Store().RunRoot(), "strata-tar-split-*")); len(left) > 0 {
+				t.Errorf("tar-split files left behind: %v", left)
+			}
 		})
 	}
 

@@ -105,15 +105,17 @@ type layerDiff struct {
 	digest     godigest.Digest
 	size       int64
 	uids, gids []uint32
-	tarSplit   *os.File // open until the store has read it
+	tarSplit   *os.File // open until the store has read it (nil once it has it)
+	tsPath     string   // tarSplit's file, removed by close
 	upper      string   // the container layer's directory of files
 }
 
+// close closes the tar-split file unless the store took it, and removes it.
 func (d *layerDiff) close() {
 	if d.tarSplit != nil {
 		d.tarSplit.Close()
-		os.Remove(d.tarSplit.Name())
 	}
+	os.Remove(d.tsPath)
 }
 
 // diffOf unmounts b's container (its upper directory is then the
@@ -133,7 +135,7 @@ func (r *Runtime) diffOf(b *buildah.Builder, layer string) (*layerDiff, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &layerDiff{tarSplit: ts, upper: upper}
+	d := &layerDiff{tarSplit: ts, tsPath: ts.Name(), upper: upper}
 	if d.digest, d.size, d.uids, d.gids, err = r.readDiff(layer, ts); err != nil {
 		d.close()
 		return nil, err
