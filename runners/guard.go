@@ -33,10 +33,21 @@ import (
 // So a killed build leaves nothing running for longer than the guard takes
 // (well under 2 seconds on a small store).
 
-const guardCommand = "strata-guard"
+// GuardCommand is the guard's name (its argv[0]) and GuardQuit the byte
+// Close writes to its pipe (the Runtime closed cleanly). A program may do
+// the guard's waiting itself before its Go runtime starts (the strata
+// command does, in C): a process of that name reads one byte from file
+// descriptor 3 and exits on GuardQuit; on anything else the guard's Go
+// code must run, and finds the pipe at end of file as it would have.
+const (
+	GuardCommand = "strata-guard"
+	GuardQuit    = 'q'
+)
 
-// guardQuit is what Close writes to the guard: the Runtime closed cleanly.
-const guardQuit = 'q'
+const (
+	guardCommand = GuardCommand
+	guardQuit    = GuardQuit
+)
 
 var registerGuard sync.Once
 
@@ -127,6 +138,14 @@ func guardMain() {
 		return
 	}
 	_ = rt.Close()
+	// The OCI bundle directories the owner kept for its next commands
+	// (takeRunDir). The reap in open removes a dead process's only once
+	// the process is gone from the process table, which a killed process
+	// whose parent has not collected it yet is not.
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("%s%d-*", runDirPrefix, owner)))
+	for _, d := range dirs {
+		_ = removeRunDir(d)
+	}
 }
 
 // removeRunDir removes the run directory Buildah made for a step that was

@@ -1,6 +1,7 @@
 package runners
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -199,5 +200,47 @@ func TestStepFiles(t *testing.T) {
 	}
 	if _, ok := files["/etc/hosts"]; ok {
 		t.Error("a no-network step gets the host's /etc/hosts")
+	}
+}
+
+// A command's bundle directory is kept for the next command of the
+// process when its command ran, removed when it failed, and every kept
+// one is removed by dropRunDirs (Close); two commands at once never share
+// one.
+func TestRunDirsReused(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	r := &Runtime{}
+	a, err := r.takeRunDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.takeRunDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == b {
+		t.Fatalf("two commands at once got the same directory %s", a)
+	}
+	for _, d := range []string{a, b} {
+		if !strings.HasPrefix(filepath.Base(d), fmt.Sprintf("%s%d-", runDirPrefix, os.Getpid())) {
+			t.Errorf("%s is not named for this process (the reap finds a dead process's by name)", d)
+		}
+	}
+	r.giveRunDir(a, true)
+	r.giveRunDir(b, false)
+	if _, err := os.Stat(b); !os.IsNotExist(err) {
+		t.Errorf("the directory of a failed command is still there (%v)", err)
+	}
+	c, err := r.takeRunDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c != a {
+		t.Errorf("the next command got %s, want the kept %s", c, a)
+	}
+	r.giveRunDir(c, true)
+	r.dropRunDirs()
+	if _, err := os.Stat(a); !os.IsNotExist(err) {
+		t.Errorf("dropRunDirs left %s (%v)", a, err)
 	}
 }

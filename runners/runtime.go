@@ -80,6 +80,9 @@ type Runtime struct {
 	pendMu   sync.Mutex // guards pending and settled
 	pending  int        // working containers being removed
 	settled  *sync.Cond // pending went to 0 (on pendMu; made by SettleDeletes)
+
+	runDirMu sync.Mutex
+	runDirs  []string // OCI bundle directories free for the next command (takeRunDir)
 }
 
 // NoStagingEnv, set to 1, makes every step commit the plain way, through
@@ -239,6 +242,7 @@ func (r *Runtime) Close() error {
 	r.SettleDeletes()
 	r.retryDeletes()
 	r.gpuCleanup()
+	r.dropRunDirs()
 	r.unlockProcess()
 	_, err := r.store.Shutdown(false)
 	r.guard.stop()

@@ -610,11 +610,12 @@ func (r *Runtime) runDirect(ctx context.Context, b *buildah.Builder, argv, env [
 	if err := mkdirOwned(root, cwd, int(u.UID), int(u.GID)); err != nil {
 		return fmt.Errorf("making the working directory %s: %w", cwd, err)
 	}
-	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", runDirPrefix, os.Getpid()))
+	dir, err := r.takeRunDir()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	ok := false
+	defer func() { r.giveRunDir(dir, ok) }()
 	files, err := stepFiles(dir, hostname, noNetwork, containerenvFor(b.Container, b.ContainerID))
 	if err != nil {
 		return fmt.Errorf("writing the container's /etc files: %w", err)
@@ -644,7 +645,46 @@ func (r *Runtime) runDirect(ctx context.Context, b *buildah.Builder, argv, env [
 	if err := withSeccomp(spec); err != nil {
 		return err
 	}
-	return ociRun(ctx, r.runtime, dir, "strata-"+hostname+"-"+randomSuffix()[:8], spec, out)
+	err = ociRun(ctx, r.runtime, dir, "strata-"+hostname+"-"+randomSuffix()[:8], spec, out)
+	ok = err == nil
+	return err
+}
+
+// takeRunDir returns a directory for a command's OCI bundle: one a
+// finished command of this process left (its files are written again in
+// place: a new file costs an inode allocation, which is slow on a disk
+// that has just freed many), else a new one.
+func (r *Runtime) takeRunDir() (string, error) {
+	r.runDirMu.Lock()
+	defer r.runDirMu.Unlock()
+	if n := len(r.runDirs); n > 0 {
+		dir := r.runDirs[n-1]
+		r.runDirs = r.runDirs[:n-1]
+		return dir, nil
+	}
+	return os.MkdirTemp("", fmt.Sprintf("%s%d-", runDirPrefix, os.Getpid()))
+}
+
+// giveRunDir keeps dir for the next command when its command ran (ok),
+// else removes it.
+func (r *Runtime) giveRunDir(dir string, ok bool) {
+	if !ok {
+		_ = os.RemoveAll(dir)
+		return
+	}
+	r.runDirMu.Lock()
+	defer r.runDirMu.Unlock()
+	r.runDirs = append(r.runDirs, dir)
+}
+
+// dropRunDirs removes the kept bundle directories (Close).
+func (r *Runtime) dropRunDirs() {
+	r.runDirMu.Lock()
+	defer r.runDirMu.Unlock()
+	for _, dir := range r.runDirs {
+		_ = os.RemoveAll(dir)
+	}
+	r.runDirs = nil
 }
 
 // deleteInBackground removes the working container b in the background,
