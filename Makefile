@@ -114,7 +114,7 @@ unit:
 # builds (under race they took 705 s, 306 s and 134 s of a 46-minute run).
 SLOW_IT := TestPythonAppOnDebianMirror|TestCacheMountsShared|TestAddPythonOnRegistryBase|TestDebianMirrorArm64
 NORACE_RUN ?= ^(TestCrashHarness|$(SLOW_IT))$$
-SIGNAL_RUN ?= ^TestSignals$$
+SIGNAL_RUN ?= ^(TestSignals|TestCLIUserNamespace)$$
 # The corpus built by strata and by buildah side by side is a comparison of
 # two builders, not a test of strata: it runs in make compare-golden.
 COMPARE_IT := TestSideBySideWithBuildah

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stratabuild/strata/builder"
 	"github.com/stratabuild/strata/dockerfile"
+	"github.com/stratabuild/strata/runners"
 )
 
 func TestParseSize(t *testing.T) {
@@ -201,5 +202,13 @@ func TestBuildExitCode(t *testing.T) {
 		if got := buildExitCode(c.err); got != c.want {
 			t.Errorf("%v: exit %d, want %d", c.err, got, c.want)
 		}
+	}
+}
+
+// The guard's name and quit byte that userns.c waits with are runners'.
+func TestUsernsGuardConstants(t *testing.T) {
+	name, quit := cGuard()
+	if name != runners.GuardCommand || quit != runners.GuardQuit {
+		t.Fatalf("userns.h has the guard as %q, quit %q; runners has %q, quit %q", name, quit, runners.GuardCommand, runners.GuardQuit)
 	}
 }
