@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"go.podman.io/buildah"
+	"go.podman.io/common/pkg/config"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
 	"go.podman.io/storage/pkg/homedir"
@@ -104,6 +105,12 @@ func open(cfg Config, asGuard bool) (*Runtime, error) {
 		return nil, err
 	}
 	logrus.SetLevel(logrus.ErrorLevel)
+	if !asGuard {
+		// The first working container reads containers.conf (Buildah's
+		// defaults: about 4 ms here); read it now, while the caller plans
+		// its build, so that the first step that runs finds it read.
+		go func() { _, _ = config.Default() }()
+	}
 	rt := cfg.Runtime
 	if rt == "" {
 		rt = "runc"
