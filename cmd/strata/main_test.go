@@ -212,3 +212,41 @@ func TestUsernsGuardConstants(t *testing.T) {
 		t.Fatalf("userns.h has the guard as %q, quit %q; runners has %q, quit %q", name, quit, runners.GuardCommand, runners.GuardQuit)
 	}
 }
+
+// userns.c reads /etc/subuid and /etc/subgid as containers/storage does
+// (lines of name or uid, comments and blank lines skipped, sorted by
+// start), and leaves to the Go code every file it cannot read that way.
+func TestUsernsReadRanges(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		want       [][2]uint64
+		ok         bool
+	}{
+		{"by name", "alice:100000:65536\n", [][2]uint64{{100000, 65536}}, true},
+		{"by uid", "1001:200000:1000\n", [][2]uint64{{200000, 1000}}, true},
+		{"others skipped, sorted", "# ranges\n\nbob:1:2\n  alice:300000:10  \n1001:100000:5\n", [][2]uint64{{100000, 5}, {300000, 10}}, true},
+		{"none", "bob:100000:65536\n", nil, true},
+		{"no newline at the end", "alice:5:6", [][2]uint64{{5, 6}}, true},
+		{"two fields", "alice:100000\n", nil, false},
+		{"four fields", "alice:1:2:3\n", nil, false},
+		{"not a number", "alice:x:10\n", nil, false},
+		{"a sign", "alice:-1:10\n", nil, false},
+		{"an empty count", "alice:1:\n", nil, false},
+		{"a line too long", "alice:1:" + strings.Repeat("1", 600) + "\n", nil, false},
+		{"another's malformed line", "bob:oops\nalice:1:2\n", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "subuid")
+			if err := os.WriteFile(p, []byte(tc.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got, ok := cReadRanges(p, "alice", "1001")
+			if ok != tc.ok || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("got %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+	if _, ok := cReadRanges(filepath.Join(t.TempDir(), "missing"), "alice", "1001"); ok {
+		t.Error("a missing file was read")
+	}
+}

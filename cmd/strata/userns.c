@@ -2,6 +2,7 @@
 // runtime starts (see userns.go).
 
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,17 +20,11 @@
 
 #include "userns.h"
 
-#define STRATA_MAX_RANGES 64
-
-struct strata_range {
-	unsigned long start, count;
-};
-
 // strata_read_ranges reads the ranges of /etc/subuid or /etc/subgid whose
 // first field is name or uid (as containers/storage's parser does), sorted
 // by start. It returns their number, or -1 when the file cannot be read or
 // parsed, or holds more ranges than the command takes.
-static int strata_read_ranges(const char *path, const char *name, const char *uid, struct strata_range *out)
+int strata_read_ranges(const char *path, const char *name, const char *uid, struct strata_range *out)
 {
 	FILE *f = fopen(path, "re");
 	char line[512];
@@ -67,6 +62,10 @@ static int strata_read_ranges(const char *path, const char *name, const char *ui
 		*count++ = '\0';
 		if (strcmp(who, name) != 0 && strcmp(who, uid) != 0)
 			continue;
+		if (!isdigit((unsigned char)start[0]) || !isdigit((unsigned char)count[0])) {
+			n = -1; // a sign or a space: the Go parser's business
+			break;
+		}
 		if (n == STRATA_MAX_RANGES) {
 			n = -1;
 			break;
