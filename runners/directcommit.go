@@ -127,16 +127,14 @@ type layerDiff struct {
 	size       int64
 	uids, gids []uint32
 	tarSplit   *os.File // open until the store has read it (nil once it has it)
-	tsPath     string   // tarSplit's file, removed by close
 	upper      string   // the container layer's directory of files
 }
 
-// close closes the tar-split file unless the store took it, and removes it.
+// close closes the tar-split file unless the store took it.
 func (d *layerDiff) close() {
 	if d.tarSplit != nil {
 		d.tarSplit.Close()
 	}
-	os.Remove(d.tsPath)
 }
 
 // unmountForDiff unmounts b's container (its upper directory is then
@@ -160,11 +158,11 @@ func (r *Runtime) unmountForDiff(b *buildah.Builder, layer string) (string, erro
 // diffOf reads the diff of the (unmounted) container layer layer, whose
 // files are in upper.
 func (r *Runtime) diffOf(upper, layer string) (*layerDiff, error) {
-	ts, err := os.CreateTemp(r.store.RunRoot(), "strata-tar-split-")
+	ts, err := tarSplitFile(r.store.RunRoot())
 	if err != nil {
 		return nil, err
 	}
-	d := &layerDiff{tarSplit: ts, tsPath: ts.Name(), upper: upper}
+	d := &layerDiff{tarSplit: ts, upper: upper}
 	if d.digest, d.size, d.uids, d.gids, err = r.readDiff(layer, ts); err != nil {
 		d.close()
 		return nil, err

@@ -55,16 +55,15 @@ func (r *Runtime) stageLayer(b *buildah.Builder) (*stagedLayer, error) {
 	if err != nil {
 		return nil, nil // a driver without staged layers (vfs)
 	}
-	ts, err := os.CreateTemp(r.store.RunRoot(), "strata-tar-split-")
+	ts, err := tarSplitFile(r.store.RunRoot())
 	if err != nil {
 		return nil, err
 	}
 	tsDone := false
 	defer func() {
 		if !tsDone {
-			ts.Close()
+			ts.Close() // else the store closes it once it has read it
 		}
-		os.Remove(ts.Name()) // open until the store has read it
 	}()
 	diffID, size, uids, gids, err := r.readDiff(c.LayerID, ts)
 	if err != nil {
@@ -336,4 +335,21 @@ func (r *Runtime) reapStaged() []string {
 		}
 	}
 	return out
+}
+
+// tarSplitFile returns a file, with no name, for a layer's tar-split
+// until the store takes it: in memory (memfd), so that no file is made on
+// the disk (where a new file is an inode allocation, slow right after
+// deletions), and nothing can be left behind; where memfd is missing, a
+// file in dir, unlinked at once.
+func tarSplitFile(dir string) (*os.File, error) {
+	if fd, err := unix.MemfdCreate("strata-tar-split", unix.MFD_CLOEXEC); err == nil {
+		return os.NewFile(uintptr(fd), "strata-tar-split"), nil
+	}
+	f, err := os.CreateTemp(dir, "strata-tar-split-")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name())
+	return f, nil
 }
