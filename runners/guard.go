@@ -44,15 +44,10 @@ const (
 	GuardQuit    = 'q'
 )
 
-const (
-	guardCommand = GuardCommand
-	guardQuit    = GuardQuit
-)
-
 var registerGuard sync.Once
 
 func registerReexecs() {
-	registerGuard.Do(func() { reexec.Register(guardCommand, guardMain) })
+	registerGuard.Do(func() { reexec.Register(GuardCommand, guardMain) })
 }
 
 type guard struct {
@@ -67,7 +62,7 @@ type guard struct {
 // cached pays for no second process.
 func (r *Runtime) ensureGuard() error {
 	r.guardOnce.Do(func() {
-		if r.asGuard {
+		if r.guardFor != 0 {
 			return
 		}
 		r.guard, r.guardErr = r.startGuard(r.store.GraphDriverName())
@@ -82,7 +77,7 @@ func (r *Runtime) startGuard(driver string) (*guard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the build guard: %w", err)
 	}
-	cmd := reexec.Command(guardCommand, strconv.Itoa(os.Getpid()), r.store.GraphRoot(), r.runRoot, driver, r.runtime)
+	cmd := reexec.Command(GuardCommand, strconv.Itoa(os.Getpid()), r.store.GraphRoot(), r.runRoot, driver, r.runtime)
 	cmd.ExtraFiles = []*os.File{pr}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
@@ -99,12 +94,12 @@ func (g *guard) stop() {
 	if g == nil {
 		return
 	}
-	_, _ = g.w.Write([]byte{guardQuit})
+	_, _ = g.w.Write([]byte{GuardQuit})
 	g.w.Close()
 	_ = g.cmd.Wait()
 }
 
-// guardMain is the guard process: argv is guardCommand, the owner's PID,
+// guardMain is the guard process: argv is GuardCommand, the owner's PID,
 // the graph root, the run root, the driver and the OCI runtime.
 func guardMain() {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
@@ -117,7 +112,7 @@ func guardMain() {
 	}
 	pipe := os.NewFile(3, "guard")
 	b := make([]byte, 1)
-	if n, _ := pipe.Read(b); n == 1 && b[0] == guardQuit {
+	if n, _ := pipe.Read(b); n == 1 && b[0] == GuardQuit {
 		os.Exit(0)
 	}
 	// The owner is dying: the kernel closes its files one by one, so its
@@ -132,20 +127,12 @@ func guardMain() {
 		os.Exit(1)
 	}
 	defer unlock()
-	rt, err := open(Config{GraphRoot: os.Args[2], RunRoot: runRoot, Driver: os.Args[4], Runtime: os.Args[5]}, true)
+	rt, err := open(Config{GraphRoot: os.Args[2], RunRoot: runRoot, Driver: os.Args[4], Runtime: os.Args[5]}, owner)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "strata guard: cleaning up after process %d: %v\n", owner, err)
 		return
 	}
 	_ = rt.Close()
-	// The OCI bundle directories the owner kept for its next commands
-	// (takeRunDir). The reap in open removes a dead process's only once
-	// the process is gone from the process table, which a killed process
-	// whose parent has not collected it yet is not.
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("%s%d-*", runDirPrefix, owner)))
-	for _, d := range dirs {
-		_ = removeRunDir(d)
-	}
 }
 
 // removeRunDir removes the run directory Buildah made for a step that was

@@ -207,8 +207,10 @@ func (r *Runtime) reap() Reaped {
 			pid, ok := tempOwner(e.Name())
 			// The temp dir is shared with processes on other stores, whose
 			// locks are elsewhere: there, only a process that no longer
-			// exists counts as dead.
-			if !ok || !r.deadOwner(pid) || (d != r.runRoot && !processGone(pid)) {
+			// exists counts as dead, or the one this guard's Runtime
+			// cleans up after (killed, it may still be a zombie, whose
+			// parent has not collected it yet).
+			if !ok || !r.deadOwner(pid) || (d != r.runRoot && !processGone(pid) && pid != r.guardFor) {
 				continue
 			}
 			p := filepath.Join(d, e.Name())

@@ -72,7 +72,7 @@ type Runtime struct {
 	guard       *guard
 	guardOnce   sync.Once // starts guard (ensureGuard), or, at Close, rules it out
 	guardErr    error
-	asGuard     bool // this Runtime is a guard's: it starts none
+	guardFor    int // a guard's Runtime: the PID of the dead process it cleans up after (0: none); it starts no guard
 
 	leftMu    sync.Mutex
 	leftovers []*buildah.Builder // working containers whose removal failed
@@ -96,11 +96,13 @@ const NoStagingEnv = "STRATA_NO_STAGED_LAYERS"
 // Open opens (creating if needed) the store described by cfg. The first
 // step it executes starts the build guard (guard.go), which cleans up
 // after this process if it dies without Close.
-func Open(cfg Config) (*Runtime, error) { return open(cfg, false) }
+func Open(cfg Config) (*Runtime, error) { return open(cfg, 0) }
 
-// open is Open; asGuard opens for a guard (guard.go), which holds the reap
-// lock from before open to after Close and starts no guard of its own.
-func open(cfg Config, asGuard bool) (*Runtime, error) {
+// open is Open; guardFor, when not 0, opens for the guard (guard.go) of
+// that dead process, which holds the reap lock from before open to after
+// Close and starts no guard of its own.
+func open(cfg Config, guardFor int) (*Runtime, error) {
+	asGuard := guardFor != 0
 	if err := checkReexec(); err != nil {
 		return nil, err
 	}
@@ -184,6 +186,7 @@ func open(cfg Config, asGuard bool) (*Runtime, error) {
 		noStaging:   os.Getenv(NoStagingEnv) == "1",
 		buildahRun:  os.Getenv(BuildahRunEnv) == "1",
 		buildahCopy: os.Getenv(BuildahCopyEnv) == "1",
+		guardFor:    guardFor,
 	}
 	if err := r.lockProcess(); err != nil {
 		store.Shutdown(false)
@@ -196,7 +199,6 @@ func open(cfg Config, asGuard bool) (*Runtime, error) {
 	}
 	// The guard starts with the first step that runs (ensureGuard): a
 	// build whose steps are all cached never starts one.
-	r.asGuard = asGuard
 	return r, nil
 }
 

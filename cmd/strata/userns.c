@@ -151,25 +151,29 @@ static pid_t strata_spawn(char **argv)
 }
 
 // strata_map_args builds "<tool> <pid> 0 <id> 1 1 <start> <count> ..." in
-// buf (room for the words) and words.
+// words, the numbers written in buf (a word each).
 static void strata_map_args(char **words, char (*buf)[24], const char *tool, pid_t pid, unsigned long id,
 			    const struct strata_range *r, int n)
 {
-	int w = 0;
-	unsigned long next = 1;
+	unsigned long nums[4 + 3 * STRATA_MAX_RANGES], next = 1;
+	int k = 0;
 
-	words[w++] = (char *)tool;
-	snprintf(buf[w], sizeof(buf[w]), "%ld", (long)pid), words[w] = buf[w], w++;
-	snprintf(buf[w], sizeof(buf[w]), "0"), words[w] = buf[w], w++;
-	snprintf(buf[w], sizeof(buf[w]), "%lu", id), words[w] = buf[w], w++;
-	snprintf(buf[w], sizeof(buf[w]), "1"), words[w] = buf[w], w++;
+	nums[k++] = (unsigned long)pid;
+	nums[k++] = 0;
+	nums[k++] = id;
+	nums[k++] = 1;
 	for (int i = 0; i < n; i++) {
-		snprintf(buf[w], sizeof(buf[w]), "%lu", next), words[w] = buf[w], w++;
-		snprintf(buf[w], sizeof(buf[w]), "%lu", r[i].start), words[w] = buf[w], w++;
-		snprintf(buf[w], sizeof(buf[w]), "%lu", r[i].count), words[w] = buf[w], w++;
+		nums[k++] = next;
+		nums[k++] = r[i].start;
+		nums[k++] = r[i].count;
 		next += r[i].count;
 	}
-	words[w] = NULL;
+	words[0] = (char *)tool;
+	for (int i = 0; i < k; i++) {
+		snprintf(buf[i], sizeof(buf[i]), "%lu", nums[i]);
+		words[i + 1] = buf[i];
+	}
+	words[k + 1] = NULL;
 }
 
 // strata_helper runs in a child of the command, in the user namespace the
