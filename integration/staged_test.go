@@ -14,7 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	digest "github.com/opencontainers/go-digest"
 	"github.com/stratabuild/strata/builder"
 	"github.com/stratabuild/strata/pkg/imagediff"
 	"github.com/stratabuild/strata/runners"
@@ -320,5 +322,119 @@ func TestDirectCommitMatchesBuildah(t *testing.T) {
 	direct := len(regexp.MustCompile(` image [0-9]+ms`).FindAllString(r.stderr, -1))
 	if steps < 10 || direct != steps || strings.Contains(r.stderr, "committed by Buildah") {
 		t.Errorf("%d of %d steps committed directly:\n%s", direct, steps, r.stderr)
+	}
+}
+
+// checkLayersFoundByChainID checks that the store finds every complete
+// layer by the ID containers/image derives for it from its parent's ID
+// and its digest (what a copy of an image into the store looks layers up
+// by): a layer strata made under another ID is named with that one.
+func checkLayersFoundByChainID(t *testing.T, st storage.Store) {
+	t.Helper()
+	ls, err := st.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		if l.UncompressedDigest == "" {
+			continue
+		}
+		chain := l.UncompressedDigest.Encoded()
+		if l.Parent != "" {
+			chain = digest.Canonical.FromString(l.Parent + "+" + chain).Encoded()
+		}
+		got, err := st.Layer(chain)
+		if err != nil || got.ID != l.ID {
+			t.Errorf("layer %s (digest %s) is not found by its chain ID %s: %v %v", l.ID, l.UncompressedDigest, chain, got, err)
+		}
+	}
+}
+
+// TestWorkingContainerIsItsLayer: a step committed the direct way runs in
+// a working container that is only a layer of the store, which then
+// becomes the step's layer: no container record is ever made (the store
+// is watched through the whole build), no layer is left that no image
+// uses, every layer is found by the ID containers/image would give it,
+// and the layers are the plain commit's, entry for entry. With the
+// plain commit (STRATA_NO_STAGED_LAYERS=1) the same watch does see
+// working containers: it can tell.
+func TestWorkingContainerIsItsLayer(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	base := busyboxTar(t)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "app", "a.txt"), "a\n")
+	writeFile(t, filepath.Join(src, "Dockerfile"), "FROM base\n"+
+		"ENV WHO=layer\n"+
+		"RUN mkdir /work && echo $WHO > /work/who && rm -f /etc/group\n"+
+		"COPY app /app\n"+
+		"WORKDIR /work\n"+
+		"LABEL step=config-only\n"+
+		"RUN cat /app/a.txt >> who\n"+
+		"CMD [\"cat\", \"/work/who\"]\n")
+	df := builder.FromDockerfile(filepath.Join(src, "Dockerfile"), builder.BuildContext("base", builder.FromArchive(base)))
+	build := func(plain bool) (string, int) {
+		t.Helper()
+		if plain {
+			t.Setenv(runners.NoStagingEnv, "1")
+		} else {
+			t.Setenv(runners.NoStagingEnv, "")
+		}
+		s := openSession(t)
+		stop, seen := make(chan struct{}), make(chan int)
+		go func() {
+			most := 0
+			for {
+				if cs, err := s.Store().Containers(); err == nil && len(cs) > most {
+					most = len(cs)
+				}
+				select {
+				case <-stop:
+					seen <- most
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+		}()
+		layout := filepath.Join(t.TempDir(), "layout")
+		_, err := s.Build(ctx, df, builder.ExportTo("oci:"+layout+":latest"), builder.LayerCompression("none"))
+		close(stop)
+		most := <-seen
+		if err != nil {
+			t.Fatalf("plain=%v: %v", plain, err)
+		}
+		if cs, err := s.Store().Containers(); err != nil || len(cs) > 0 {
+			t.Errorf("plain=%v: containers left: %v %v", plain, cs, err)
+		}
+		checkNoStrayLayers(t, s.Store())
+		checkLayersFoundByChainID(t, s.Store())
+		return layout, most
+	}
+	direct, most := build(false)
+	if most != 0 {
+		t.Errorf("%d working container(s) in the store during the direct build; want none", most)
+	}
+	plain, most := build(true)
+	if most == 0 {
+		t.Errorf("the watch saw no working container during the plain build either: it cannot tell")
+	}
+	sa, sb := layerEntries(t, direct), layerEntries(t, plain)
+	if len(sa) != len(sb) {
+		t.Fatalf("%d layers direct, %d plain", len(sa), len(sb))
+	}
+	for i := range sa {
+		if !slices.Equal(sa[i], sb[i]) {
+			t.Errorf("layer %d's entries differ:\ndirect %q\nplain  %q", i, sa[i], sb[i])
+		}
+	}
+	a, err := imagediff.Load(direct, "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, ok := a.Files["work/who"]; !ok || f.Size != int64(len("layer\na\n")) {
+		t.Errorf("/work/who: %+v (present %v), want the two steps' lines", f, ok)
+	}
+	if _, ok := a.Files["etc/group"]; ok {
+		t.Errorf("/etc/group, removed by a RUN step, is still there")
 	}
 }

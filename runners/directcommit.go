@@ -34,8 +34,10 @@ import (
 //     (CommitOptions.EmptyLayer), into a destination that only keeps the
 //     manifest and config it is given (captureRef): Buildah's config,
 //     history and annotations, to the byte, without any layer being read;
-//  3. moves the container's upper directory, whole, into a new layer of
-//     the store (the ID containers/image gives that content on that
+//  3. makes the container's own layer the step's (keepLayer: a working
+//     container that is a bare layer, worklayer.go), or else moves the
+//     container's upper directory, whole, into a new layer of the store
+//     (moveLayer: the ID containers/image gives that content on that
 //     parent), so no file is written or linked;
 //  4. adds the layer to that manifest and config (its diff ID, its
 //     descriptor, its history entry no longer empty) and creates the image
@@ -53,14 +55,17 @@ var errNoDirectCommit = errors.New("the direct commit does not apply")
 // of b's container's files when withLayer, else as a config-only image on
 // the parent's layers. It returns the image's ID.
 func (r *Runtime) commitDirect(ctx context.Context, b *buildah.Builder, st Step, withLayer bool, pt *phaseTimer) (string, error) {
-	c, err := r.store.Container(b.ContainerID)
+	c, err := r.ws.Container(b.ContainerID)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", errNoDirectCommit, err)
 	}
-	cl, err := r.store.Layer(c.LayerID)
+	cl, err := r.ws.Layer(c.LayerID)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", errNoDirectCommit, err)
 	}
+	// The working container is a layer of its own (worklayer.go): that
+	// layer becomes the step's.
+	ownLayer := r.ws.layerOf(b.ContainerID) != ""
 	var upper string
 	if withLayer {
 		if upper, err = r.unmountForDiff(b, c.LayerID); err != nil {
@@ -103,7 +108,12 @@ func (r *Runtime) commitDirect(ctx context.Context, b *buildah.Builder, st Step,
 	pt.mark("config")
 	var staged *stagedLayer
 	if withLayer {
-		if staged, err = r.moveLayer(cl.Parent, d); err != nil {
+		if ownLayer {
+			staged, err = r.keepLayer(cl, d)
+		} else {
+			staged, err = r.moveLayer(cl.Parent, d)
+		}
+		if err != nil {
 			return "", err // errNoDirectCommit when nothing moved
 		}
 		top = staged.id
@@ -115,9 +125,59 @@ func (r *Runtime) commitDirect(ctx context.Context, b *buildah.Builder, st Step,
 		r.dropStaged(staged, "")
 		return "", err
 	}
+	if ownLayer && staged != nil && staged.id == cl.ID {
+		r.ws.take(b.ContainerID)
+	}
 	r.dropStaged(staged, id)
 	pt.mark("image")
 	return id, nil
+}
+
+// keepLayer makes l, the layer a working container is (worklayer.go),
+// whose files d describes, the step's layer: its directory of files is
+// renamed aside and given back to it through the store's staged-layer
+// call, which records the diff's digest, size, owners and tar-split; no
+// file is moved or written. A layer of that content on that parent that
+// is there already is used instead (l is then removed with the
+// container). Where the store refuses, the files are put back and the
+// error is errNoDirectCommit.
+func (r *Runtime) keepLayer(l *storage.Layer, d *layerDiff) (*stagedLayer, error) {
+	chain := stagedLayerID(l.Parent, d.digest)
+	if ex, err := r.existingLayer(chain, d); ex != nil || err != nil {
+		return ex, err
+	}
+	st, err := os.Stat(d.upper)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errNoDirectCommit, err)
+	}
+	rootMode := st.Mode()
+	// Beside the layer's directory of files, in the layer's own: removed
+	// with it. The driver finds that directory by its name, so an empty
+	// one stands there until the files come back.
+	aside := d.upper + ".strata-commit"
+	if err := os.Rename(d.upper, aside); err != nil {
+		return nil, fmt.Errorf("%w: %v", errNoDirectCommit, err)
+	}
+	if err := os.Mkdir(d.upper, rootMode.Perm()); err != nil {
+		if os.Rename(aside, d.upper) == nil {
+			return nil, fmt.Errorf("%w: %v", errNoDirectCommit, err)
+		}
+		return nil, fmt.Errorf("making the step's layer: %w", err)
+	}
+	if err := r.applyStaged(l.ID, l.Parent, aside, rootMode, d); err != nil {
+		if _, serr := os.Stat(aside); serr == nil {
+			_ = os.Remove(d.upper) // an empty directory, if anything
+			if os.Rename(aside, d.upper) == nil {
+				return nil, fmt.Errorf("%w: %v", errNoDirectCommit, err)
+			}
+		}
+		return nil, fmt.Errorf("making the step's layer: %w", err)
+	}
+	name := ""
+	if len(l.Names) > 0 {
+		name = l.Names[0]
+	}
+	return &stagedLayer{id: l.ID, created: true, name: name, chain: chain}, nil
 }
 
 // layerDiff is what containers/storage records of a layer's content,
@@ -302,12 +362,8 @@ func addLayer[H any](history []H, emptyLayer func(*H) *bool, diffIDs *[]godigest
 // errNoDirectCommit (the plain commit can take over).
 func (r *Runtime) moveLayer(parent string, d *layerDiff) (*stagedLayer, error) {
 	id := stagedLayerID(parent, d.digest)
-	if l, err := r.store.Layer(id); err == nil {
-		if l.UncompressedDigest != d.digest {
-			// Another process is making it: leave it to Buildah's commit.
-			return nil, fmt.Errorf("%w: layer %s is not complete yet", errNoDirectCommit, id)
-		}
-		return &stagedLayer{id: id}, nil
+	if ex, err := r.existingLayer(id, d); ex != nil || err != nil {
+		return ex, err
 	}
 	st, err := os.Stat(d.upper)
 	if err != nil {
@@ -320,22 +376,7 @@ func (r *Runtime) moveLayer(parent string, d *layerDiff) (*stagedLayer, error) {
 	if _, err := r.store.CreateLayer(id, parent, []string{name}, "", false, nil); err != nil {
 		return nil, fmt.Errorf("%w: %v", errNoDirectCommit, err)
 	}
-	out := &drivers.DriverWithDifferOutput{
-		Target:             d.upper,
-		UncompressedDigest: d.digest,
-		Size:               d.size,
-		UIDs:               d.uids,
-		GIDs:               d.gids,
-		TarSplit:           d.tarSplit,
-		RootDirMode:        &rootMode,
-	}
-	d.tarSplit = nil // ApplyStagedLayer closes it
-	_, err = r.store.ApplyStagedLayer(storage.ApplyStagedLayerOptions{
-		ID:          id,
-		ParentLayer: parent,
-		DiffOutput:  out,
-		DiffOptions: &drivers.ApplyDiffWithDifferOpts{},
-	})
+	err = r.applyStaged(id, parent, d.upper, rootMode, d)
 	_, statErr := os.Stat(d.upper)
 	moved := os.IsNotExist(statErr)
 	if moved {
@@ -350,6 +391,46 @@ func (r *Runtime) moveLayer(parent string, d *layerDiff) (*stagedLayer, error) {
 		return nil, fmt.Errorf("making the step's layer: %w", err)
 	}
 	return &stagedLayer{id: id, created: true, name: name}, nil
+}
+
+// existingLayer returns the layer chain (a layer's ID as containers/image
+// derives it, or the name it is known by) when it is there already with
+// d's content, to be used as it is; when it is there but not complete
+// (another process is making it), the error is errNoDirectCommit (leave
+// it to Buildah's commit); when it is not there, nil.
+func (r *Runtime) existingLayer(chain string, d *layerDiff) (*stagedLayer, error) {
+	l, err := r.store.Layer(chain)
+	if err != nil {
+		return nil, nil
+	}
+	if l.UncompressedDigest != d.digest {
+		return nil, fmt.Errorf("%w: layer %s is not complete yet", errNoDirectCommit, chain)
+	}
+	return &stagedLayer{id: l.ID}, nil
+}
+
+// applyStaged gives the layer id on parent the directory of files dir
+// (renamed to the layer's own) with the digest, size, owners and
+// tar-split of d, through the store's staged-layer call, which takes d's
+// tar-split.
+func (r *Runtime) applyStaged(id, parent, dir string, rootMode os.FileMode, d *layerDiff) error {
+	out := &drivers.DriverWithDifferOutput{
+		Target:             dir,
+		UncompressedDigest: d.digest,
+		Size:               d.size,
+		UIDs:               d.uids,
+		GIDs:               d.gids,
+		TarSplit:           d.tarSplit,
+		RootDirMode:        &rootMode,
+	}
+	d.tarSplit = nil // ApplyStagedLayer closes it
+	_, err := r.store.ApplyStagedLayer(storage.ApplyStagedLayerOptions{
+		ID:          id,
+		ParentLayer: parent,
+		DiffOutput:  out,
+		DiffOptions: &drivers.ApplyDiffWithDifferOpts{},
+	})
+	return err
 }
 
 // createImage creates the image of manifest man and config cfg on the

@@ -51,6 +51,7 @@ type Config struct {
 // for concurrent use by several builds.
 type Runtime struct {
 	store      storage.Store
+	ws         *workStore // the store working containers are made in (worklayer.go)
 	runtime    string
 	policyPath string
 	rootless   bool
@@ -82,8 +83,7 @@ type Runtime struct {
 	pending  int        // working containers being removed
 	settled  *sync.Cond // pending went to 0 (on pendMu; made by SettleDeletes)
 
-	runDirMu sync.Mutex
-	runDirs  []string // OCI bundle directories free for the next command (takeRunDir)
+	runDirs dirPool // OCI bundle directories free for the next command (takeRunDir)
 }
 
 // NoStagingEnv, set to 1, makes every step commit the plain way, through
@@ -188,6 +188,7 @@ func open(cfg Config, guardFor int) (*Runtime, error) {
 		buildahCopy: os.Getenv(BuildahCopyEnv) == "1",
 		guardFor:    guardFor,
 	}
+	r.ws = newWorkStore(r)
 	if err := r.lockProcess(); err != nil {
 		store.Shutdown(false)
 		return nil, err
@@ -252,6 +253,7 @@ func (r *Runtime) Close() error {
 	r.retryDeletes()
 	r.gpuCleanup()
 	r.dropRunDirs()
+	r.ws.dropDirs()
 	r.unlockProcess()
 	_, err := r.store.Shutdown(false)
 	r.guard.stop()

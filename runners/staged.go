@@ -38,12 +38,16 @@ type stagedLayer struct {
 	id      string
 	created bool   // false: the layer was there already (another build)
 	name    string // the layer's name until the commit took it (reap)
+	// chain, when set, is the ID containers/image would give the layer
+	// (stagedLayerID), which is not its ID: it becomes its name once the
+	// image took it (layerName).
+	chain string
 }
 
 // stageLayer stages the layer of b's container for the commit (see
 // above). A nil result with a nil error means the shortcut does not apply.
 func (r *Runtime) stageLayer(b *buildah.Builder) (*stagedLayer, error) {
-	c, err := r.store.Container(b.ContainerID)
+	c, err := r.ws.Container(b.ContainerID)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +308,11 @@ func (r *Runtime) dropStaged(sl *stagedLayer, imageID string) {
 	}
 	if imageID != "" {
 		if img, err := r.store.Image(imageID); err == nil && img.TopLayer == sl.id {
-			_ = r.store.RemoveNames(sl.id, []string{sl.name})
+			if sl.chain != "" {
+				_ = r.store.SetNames(sl.id, []string{sl.chain})
+			} else {
+				_ = r.store.RemoveNames(sl.id, []string{sl.name})
+			}
 			return
 		}
 	}
@@ -312,8 +320,9 @@ func (r *Runtime) dropStaged(sl *stagedLayer, imageID string) {
 }
 
 // reapStaged removes the layers that strata processes which died staged
-// (stageLayer) before their commit took them; a layer an image or another
-// layer uses by now only loses its name.
+// (stageLayer, moveLayer) before their commit took them, or worked in
+// (worklayer.go); a layer an image or another layer uses by now only
+// loses its name.
 func (r *Runtime) reapStaged() []string {
 	ls, err := r.store.Layers()
 	if err != nil {
@@ -326,8 +335,23 @@ func (r *Runtime) reapStaged() []string {
 			if !ok || !r.deadOwner(pid) {
 				continue
 			}
+			// A working container that is a bare layer (worklayer.go):
+			// its step may still run under the OCI runtime, with the
+			// layer's ID as its host name; stop it before its rootfs
+			// goes away.
+			if len(l.ID) >= 12 {
+				if bundle := r.killRunning(l.ID[:12], true); bundle != "" {
+					_ = removeRunDir(bundle)
+				}
+			}
+			_, _ = r.store.Unmount(l.ID, true)
 			if err := r.store.DeleteLayer(l.ID); err == nil {
 				out = append(out, n)
+			} else if chain := stagedLayerID(l.Parent, l.UncompressedDigest); l.UncompressedDigest != "" && chain != l.ID {
+				// An image took it (a working layer, worklayer.go): the
+				// name containers/image looks it up by replaces the
+				// owner's.
+				_ = r.store.SetNames(l.ID, []string{chain})
 			} else {
 				_ = r.store.RemoveNames(l.ID, []string{n})
 			}

@@ -216,9 +216,20 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	}
 	pt := newPhaseTimer(st.Name)
 	defer pt.done()
-	b, err := buildah.NewBuilder(ctx, r.store, buildah.BuilderOptions{
+	// How the step is committed (see below), known before it runs: a
+	// step committed the direct way works in a container that is only a
+	// layer, or no layer at all when it changes only the config
+	// (worklayer.go).
+	writesLayer := st.runsCommands() || len(st.Copies) > 0 || len(st.Mkdirs) > 0
+	viaRunc := st.GPU.IsZero() && !r.buildahRun
+	stageable := (!st.runsCommands() || viaRunc) && st.SourceDateEpoch == nil && !r.noStaging
+	name := containerName()
+	if stageable && r.store.GraphDriverName() == "overlay" {
+		defer r.ws.expectLayer(name, writesLayer)()
+	}
+	b, err := buildah.NewBuilder(ctx, r.ws, buildah.BuilderOptions{
 		FromImage:        from,
-		Container:        containerName(),
+		Container:        name,
 		PullPolicy:       define.PullNever,
 		SystemContext:    r.SystemContext(),
 		Isolation:        r.isolation(),
@@ -385,9 +396,6 @@ func (r *Runtime) Execute(ctx context.Context, parentID string, st Step) (string
 	// whose commands ran through Buildah's Run (GPUs, BuildahRunEnv) is
 	// committed the plain way: Buildah may leave traces of its mount
 	// targets that its commit knows to skip.
-	writesLayer := st.runsCommands() || len(st.Copies) > 0 || len(st.Mkdirs) > 0
-	viaRunc := st.GPU.IsZero() && !r.buildahRun
-	stageable := (!st.runsCommands() || viaRunc) && st.SourceDateEpoch == nil && !r.noStaging
 	if stageable {
 		id, err := r.commitDirect(ctx, b, st, writesLayer, pt)
 		if err == nil {
@@ -556,7 +564,7 @@ func (r *Runtime) run(ctx context.Context, b *buildah.Builder, st Step, argv []s
 // steps change (overlay's upper directory), or "" for a driver without
 // one.
 func (r *Runtime) upperDir(b *buildah.Builder) string {
-	c, err := r.store.Container(b.ContainerID)
+	c, err := r.ws.Container(b.ContainerID)
 	if err != nil {
 		return ""
 	}
@@ -654,16 +662,7 @@ func (r *Runtime) runDirect(ctx context.Context, b *buildah.Builder, argv, env [
 // finished command of this process left (its files are written again in
 // place: a new file costs an inode allocation, which is slow on a disk
 // that has just freed many), else a new one.
-func (r *Runtime) takeRunDir() (string, error) {
-	r.runDirMu.Lock()
-	defer r.runDirMu.Unlock()
-	if n := len(r.runDirs); n > 0 {
-		dir := r.runDirs[n-1]
-		r.runDirs = r.runDirs[:n-1]
-		return dir, nil
-	}
-	return os.MkdirTemp("", fmt.Sprintf("%s%d-", runDirPrefix, os.Getpid()))
-}
+func (r *Runtime) takeRunDir() (string, error) { return r.runDirs.take() }
 
 // giveRunDir keeps dir for the next command when its command ran (ok),
 // else removes it.
@@ -672,19 +671,47 @@ func (r *Runtime) giveRunDir(dir string, ok bool) {
 		_ = os.RemoveAll(dir)
 		return
 	}
-	r.runDirMu.Lock()
-	defer r.runDirMu.Unlock()
-	r.runDirs = append(r.runDirs, dir)
+	r.runDirs.give(dir)
 }
 
 // dropRunDirs removes the kept bundle directories (Close).
-func (r *Runtime) dropRunDirs() {
-	r.runDirMu.Lock()
-	defer r.runDirMu.Unlock()
-	for _, dir := range r.runDirs {
+func (r *Runtime) dropRunDirs() { r.runDirs.drop() }
+
+// dirPool keeps directories of this process for reuse: each is named
+// "<runDirPrefix><pid>-..." in the temporary directory, so that the
+// reaper removes those of a process that died.
+type dirPool struct {
+	mu   sync.Mutex
+	dirs []string
+}
+
+// take returns a kept directory, else a new one.
+func (p *dirPool) take() (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.dirs); n > 0 {
+		dir := p.dirs[n-1]
+		p.dirs = p.dirs[:n-1]
+		return dir, nil
+	}
+	return os.MkdirTemp("", fmt.Sprintf("%s%d-", runDirPrefix, os.Getpid()))
+}
+
+// give keeps dir for the next take.
+func (p *dirPool) give(dir string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dirs = append(p.dirs, dir)
+}
+
+// drop removes every kept directory.
+func (p *dirPool) drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, dir := range p.dirs {
 		_ = os.RemoveAll(dir)
 	}
-	r.runDirs = nil
+	p.dirs = nil
 }
 
 // deleteInBackground removes the working container b in the background,
