@@ -40,7 +40,7 @@ type stagedLayer struct {
 	name    string // the layer's name until the commit took it (reap)
 	// chain, when set, is the ID containers/image would give the layer
 	// (stagedLayerID), which is not its ID: it becomes its name once the
-	// image took it (layerName).
+	// image took it (dropStaged).
 	chain string
 }
 
@@ -344,7 +344,6 @@ func (r *Runtime) reapStaged() []string {
 					_ = removeRunDir(bundle)
 				}
 			}
-			_, _ = r.store.Unmount(l.ID, true)
 			if err := r.store.DeleteLayer(l.ID); err == nil {
 				out = append(out, n)
 			} else if chain := stagedLayerID(l.Parent, l.UncompressedDigest); l.UncompressedDigest != "" && chain != l.ID {
