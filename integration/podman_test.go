@@ -100,6 +100,16 @@ func TestPodmanSharesTheStore(t *testing.T) {
 				t.Errorf("podman run printed %q", out)
 			}
 			pm("rm", "strata-test-run")
+			// Out and back into the same store through podman: the copy
+			// finds the image's layers by the IDs containers/image
+			// derives for them (a layer a step worked in is named so),
+			// and the image, same ID, as its own.
+			archive := filepath.Join(root, "app.oci.tar")
+			pm("save", "--format", "oci-archive", "-o", archive, "localhost/app:1")
+			pm("load", "-i", archive)
+			if got := strings.TrimSpace(pm("image", "inspect", "--format", "{{.Id}}", "localhost/app:1")); got != id {
+				t.Errorf("after podman load, localhost/app:1 is %s, want %s", got, id)
+			}
 		})
 	}
 }
