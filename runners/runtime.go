@@ -188,7 +188,7 @@ func open(cfg Config, guardFor int) (*Runtime, error) {
 		buildahCopy: os.Getenv(BuildahCopyEnv) == "1",
 		guardFor:    guardFor,
 	}
-	r.ws = newWorkStore(r)
+	r.ws = newWorkStore(store)
 	if err := r.lockProcess(); err != nil {
 		store.Shutdown(false)
 		return nil, err

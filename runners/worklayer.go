@@ -46,7 +46,6 @@ import (
 // workStore is the store the Builders of such steps see.
 type workStore struct {
 	storage.Store
-	r *Runtime
 
 	mu     sync.Mutex
 	expect map[string]bool           // container names to make as bare layers (true) or without a layer
@@ -65,8 +64,8 @@ type workContainer struct {
 	top     string
 }
 
-func newWorkStore(r *Runtime) *workStore {
-	return &workStore{Store: r.store, r: r, expect: map[string]bool{}, wcs: map[string]*workContainer{}}
+func newWorkStore(st storage.Store) *workStore {
+	return &workStore{Store: st, expect: map[string]bool{}, wcs: map[string]*workContainer{}}
 }
 
 // expectLayer makes the next container named name a bare layer, or

@@ -74,8 +74,7 @@ func (s *recordingStore) took(call string) bool { return slices.Contains(s.calls
 func TestWorkStoreContainers(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
 	st := newRecordingStore()
-	r := &Runtime{store: st}
-	ws := newWorkStore(r)
+	ws := newWorkStore(st)
 	defer ws.dropDirs()
 
 	done := ws.expectLayer("strata-w1-a", true)
