@@ -44,8 +44,10 @@ crash:
 
 setup:
 	@if [ "$$(id -u)" != 0 ]; then echo "make setup must run as root (it installs packages and adds $(TEST_USER))"; exit 1; fi
-	@# arm64 packages too (busybox-static:arm64 for the foreign-platform test).
+	@# arm64 and i386 packages too (busybox-static:arm64 for the
+	@# foreign-platform test, busybox-static:i386 for the 32-bit one).
 	dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+	dpkg --print-foreign-architectures | grep -qx i386 || dpkg --add-architecture i386
 	apt-get update -q
 	@# binfmt_misc first, so that qemu-user-static's install registers its
 	@# emulators (then they work for ordinary users too).
@@ -58,6 +60,12 @@ setup:
 		(cd $$d && apt-get download -q busybox-static:arm64 && dpkg-deb -x busybox-static_*_arm64.deb $$d/x) && \
 		install -d /var/lib/strata-test-fixtures/arm64/bin && \
 		install -m 755 $$d/x/bin/busybox /var/lib/strata-test-fixtures/arm64/bin/busybox && rm -rf $$d; }
+	@# Debian's static i386 busybox, unpacked (not installed).
+	install -d -m 755 /var/lib/strata-test-fixtures/i386
+	test -x /var/lib/strata-test-fixtures/i386/bin/busybox || { d=$$(mktemp -d) && \
+		(cd $$d && apt-get download -q busybox-static:i386 && dpkg-deb -x busybox-static_*_i386.deb $$d/x) && \
+		install -d /var/lib/strata-test-fixtures/i386/bin && \
+		install -m 755 $$d/x/bin/busybox /var/lib/strata-test-fixtures/i386/bin/busybox && rm -rf $$d; }
 	@# fuse-overlayfs breaks native overlay storage for ordinary users here.
 	-DEBIAN_FRONTEND=noninteractive apt-get purge -y -q fuse-overlayfs >/dev/null 2>&1
 	id -u $(TEST_USER) >/dev/null 2>&1 || useradd --create-home --shell /bin/bash $(TEST_USER)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -535,4 +536,57 @@ func TestNoEmulator(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// i386Busybox is Debian's static i386 busybox, which make setup unpacks.
+const i386Busybox = "/var/lib/strata-test-fixtures/i386/bin/busybox"
+
+// TestStepsUnderSeccomp: a RUN step runs under a seccomp filter (Seccomp:
+// 2 in its /proc/self/status), and on an amd64 host whose kernel runs
+// 32-bit x86 programs, one runs under it (linux/386, no emulator: the
+// filter covers x86 as well as x86_64; strata leaves only x32 out, where
+// the kernel refuses x32).
+func TestStepsUnderSeccomp(t *testing.T) {
+	requireRootless(t)
+	ctx := context.Background()
+	s := openSession(t)
+	step := []string{"grep Seccomp: /proc/self/status > /s"}
+	res, err := s.Build(ctx, builder.FromArchive(busyboxTar(t)).RunCommands(step))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFromImage(t, s, res.ImageID, "s"); got != "Seccomp:\t2\n" {
+		t.Errorf("the step's seccomp mode: %q, want a filter (2)", got)
+	}
+
+	t.Run("linux/386", func(t *testing.T) {
+		if runtime.GOARCH != "amd64" {
+			t.Skipf("the 32-bit check is for amd64 hosts (this is %s)", runtime.GOARCH)
+		}
+		if _, err := os.Stat(i386Busybox); err != nil {
+			t.Skipf("no i386 busybox (make setup unpacks Debian's busybox-static:i386 into %s)", i386Busybox)
+		}
+		if err := exec.Command(i386Busybox, "true").Run(); err != nil {
+			t.Skipf("this kernel runs no 32-bit x86 program (%v): nothing for the filter to let through", err)
+		}
+		tarPath := filepath.Join(t.TempDir(), "busybox-386.tar")
+		f, err := os.Create(tarPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rootfs.WriteBusyboxFrom(f, i386Busybox); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		res, err := s.Build(ctx, builder.FromArchive(tarPath).RunCommands(step), builder.Platforms("linux/386"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readFromImage(t, s, res.ImageID, "s"); got != "Seccomp:\t2\n" {
+			t.Errorf("the 32-bit step's seccomp mode: %q, want a filter (2)", got)
+		}
+		if cfg := imageFull(t, s, res.ImageID); cfg.Architecture != "386" {
+			t.Errorf("config architecture %q", cfg.Architecture)
+		}
+	})
 }

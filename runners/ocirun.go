@@ -11,9 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -138,9 +140,34 @@ func withSeccomp(spec *specs.Spec) error {
 	if err != nil {
 		return fmt.Errorf("loading the default seccomp profile: %w", err)
 	}
+	if x32Off() {
+		// Nothing in the container can make an x32 system call: the
+		// kernel refuses them all. libseccomp builds the filter once per
+		// architecture inside `runc init`, about 8 ms of every RUN step
+		// for this one (x86, for 32-bit programs, stays).
+		prof.Architectures = slices.DeleteFunc(prof.Architectures, func(a specs.Arch) bool { return a == specs.ArchX32 })
+	}
 	spec.Linux.Seccomp = prof
 	return nil
 }
+
+// x32Off reports whether this kernel refuses the system calls of the x32
+// ABI (amd64 only; Debian's kernels do unless booted with syscall.x32=y).
+// It asks the kernel with x32's getpid, and only where no seccomp filter
+// holds this process ("Seccomp: 0"): a filter without x32 might kill the
+// caller for it instead of answering.
+var x32Off = sync.OnceValue(func() bool {
+	if runtime.GOARCH != "amd64" {
+		return false
+	}
+	st, err := os.ReadFile("/proc/self/status")
+	if err != nil || !strings.Contains(string(st), "\nSeccomp:\t0\n") {
+		return false
+	}
+	const x32SyscallBit = 0x40000000
+	_, _, errno := unix.RawSyscall(x32SyscallBit|unix.SYS_GETPID, 0, 0, 0)
+	return errno == unix.ENOSYS
+})
 
 // lookupUser resolves userspec (user, uid, user:group, uid:gid, ...; ""
 // is root) against /etc/passwd and /etc/group of the root filesystem

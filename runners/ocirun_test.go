@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"go.podman.io/common/pkg/seccomp"
+	"golang.org/x/sys/unix"
 )
 
 func writeRootfs(t *testing.T, files map[string]string) string {
@@ -243,4 +246,45 @@ func TestRunDirsReused(t *testing.T) {
 	if _, err := os.Stat(a); !os.IsNotExist(err) {
 		t.Errorf("dropRunDirs left %s (%v)", a, err)
 	}
+}
+
+// TestSeccompArchitectures: the filter covers this host's architecture and,
+// on amd64, 32-bit x86 programs; x32 only where the kernel runs x32
+// programs (asked the same way as x32Off, from a process no filter holds).
+func TestSeccompArchitectures(t *testing.T) {
+	if !seccomp.IsSupported() {
+		t.Skip("built without seccomp support (the seccomp build tag)")
+	}
+	spec := ociSpec(runSpec{Root: "/", Argv: []string{"true"}, Caps: defaultCapabilities})
+	if err := withSeccomp(spec); err != nil {
+		t.Fatal(err)
+	}
+	if spec.Linux.Seccomp == nil {
+		t.Fatal("no seccomp filter in the spec")
+	}
+	arches := spec.Linux.Seccomp.Architectures
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("architectures on %s: %q (the x32 check is amd64's)", runtime.GOARCH, arches)
+	}
+	for _, want := range []specs.Arch{specs.ArchX86_64, specs.ArchX86} {
+		if !slices.Contains(arches, want) {
+			t.Errorf("the filter leaves out %s: %q", want, arches)
+		}
+	}
+	st, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(st), "\nSeccomp:\t0\n") {
+		if !slices.Contains(arches, specs.ArchX32) {
+			t.Errorf("under a seccomp filter, x32 must stay in: %q", arches)
+		}
+		t.Skip("this test runs under a seccomp filter: the kernel cannot be asked about x32")
+	}
+	_, _, errno := unix.RawSyscall(0x40000000|unix.SYS_GETPID, 0, 0, 0)
+	kernelX32, listed := errno != unix.ENOSYS, slices.Contains(arches, specs.ArchX32)
+	if kernelX32 != listed {
+		t.Errorf("kernel runs x32: %v, the filter lists x32: %v (%q)", kernelX32, listed, arches)
+	}
+	t.Logf("architectures: %q", arches)
 }
