@@ -54,18 +54,11 @@ setup:
 	mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES)
 	-update-binfmts --enable qemu-aarch64 >/dev/null 2>&1
-	@# Debian's static arm64 busybox, unpacked (not installed).
-	install -d -m 755 /var/lib/strata-test-fixtures/arm64
-	test -x /var/lib/strata-test-fixtures/arm64/bin/busybox || { d=$$(mktemp -d) && \
-		(cd $$d && apt-get download -q busybox-static:arm64 && dpkg-deb -x busybox-static_*_arm64.deb $$d/x) && \
-		install -d /var/lib/strata-test-fixtures/arm64/bin && \
-		install -m 755 $$d/x/bin/busybox /var/lib/strata-test-fixtures/arm64/bin/busybox && rm -rf $$d; }
-	@# Debian's static i386 busybox, unpacked (not installed).
-	install -d -m 755 /var/lib/strata-test-fixtures/i386
-	test -x /var/lib/strata-test-fixtures/i386/bin/busybox || { d=$$(mktemp -d) && \
-		(cd $$d && apt-get download -q busybox-static:i386 && dpkg-deb -x busybox-static_*_i386.deb $$d/x) && \
-		install -d /var/lib/strata-test-fixtures/i386/bin && \
-		install -m 755 $$d/x/bin/busybox /var/lib/strata-test-fixtures/i386/bin/busybox && rm -rf $$d; }
+	@# Debian's static arm64 and i386 busyboxes, unpacked (not installed).
+	for a in arm64 i386; do f=/var/lib/strata-test-fixtures/$$a; install -d -m 755 $$f && \
+		{ test -x $$f/bin/busybox || { d=$$(mktemp -d) && \
+		(cd $$d && apt-get download -q busybox-static:$$a && dpkg-deb -x busybox-static_*_$$a.deb $$d/x) && \
+		install -d $$f/bin && install -m 755 $$d/x/bin/busybox $$f/bin/busybox && rm -rf $$d; }; } || exit 1; done
 	@# fuse-overlayfs breaks native overlay storage for ordinary users here.
 	-DEBIAN_FRONTEND=noninteractive apt-get purge -y -q fuse-overlayfs >/dev/null 2>&1
 	id -u $(TEST_USER) >/dev/null 2>&1 || useradd --create-home --shell /bin/bash $(TEST_USER)

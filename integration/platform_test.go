@@ -20,6 +20,25 @@ import (
 // arm64Busybox is Debian's static arm64 busybox, which make setup unpacks.
 const arm64Busybox = "/var/lib/strata-test-fixtures/arm64/bin/busybox"
 
+// busyboxTarFrom writes a busybox root filesystem archive of the static
+// busybox binary bin (of any architecture) and returns its path.
+func busyboxTarFrom(t *testing.T, bin string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "busybox-"+filepath.Base(filepath.Dir(filepath.Dir(bin)))+".tar")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := rootfs.WriteBusyboxFrom(f, bin); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // requireArm64 skips the test, saying why, unless Debian's arm64 busybox
 // and the qemu-aarch64 emulator are there (make setup provides both).
 func requireArm64(t *testing.T) {
@@ -42,15 +61,7 @@ func TestForeignPlatform(t *testing.T) {
 	requireArm64(t)
 	ctx := context.Background()
 	s := openSession(t)
-	tarPath := filepath.Join(t.TempDir(), "busybox-arm64.tar")
-	f, err := os.Create(tarPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rootfs.WriteBusyboxFrom(f, arm64Busybox); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	tarPath := busyboxTarFrom(t, arm64Busybox)
 	arm := builder.Platforms("linux/arm64")
 	img := builder.FromArchive(tarPath).RunCommands([]string{"uname -m > /m"})
 	res, err := s.Build(ctx, img, arm)
@@ -270,15 +281,7 @@ func multiPlatformBusybox(t *testing.T, reg string) string {
 		}
 	}
 	ctx := context.Background()
-	armTar := filepath.Join(t.TempDir(), "busybox-arm64.tar")
-	f, err := os.Create(armTar)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rootfs.WriteBusyboxFrom(f, arm64Busybox); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	armTar := busyboxTarFrom(t, arm64Busybox)
 	pub := openSession(t, builder.WithInsecureRegistries())
 	fixture := map[string]string{"FIXTURE": "busybox"}
 	if _, err := pub.Build(ctx, builder.FromArchive(busyboxTar(t)).Env(fixture), builder.Push(reg+"/fixture/bb:amd64")); err != nil {
@@ -569,16 +572,7 @@ func TestStepsUnderSeccomp(t *testing.T) {
 		if err := exec.Command(i386Busybox, "true").Run(); err != nil {
 			t.Skipf("this kernel runs no 32-bit x86 program (%v): nothing for the filter to let through", err)
 		}
-		tarPath := filepath.Join(t.TempDir(), "busybox-386.tar")
-		f, err := os.Create(tarPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := rootfs.WriteBusyboxFrom(f, i386Busybox); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-		res, err := s.Build(ctx, builder.FromArchive(tarPath).RunCommands(step), builder.Platforms("linux/386"))
+		res, err := s.Build(ctx, builder.FromArchive(busyboxTarFrom(t, i386Busybox)).RunCommands(step), builder.Platforms("linux/386"))
 		if err != nil {
 			t.Fatal(err)
 		}
