@@ -59,11 +59,7 @@ func TestStagedCopyLayer(t *testing.T) {
 
 	build := func(plain bool) (string, *builder.Session) {
 		t.Helper()
-		if plain {
-			t.Setenv(runners.NoStagingEnv, "1")
-		} else {
-			t.Setenv(runners.NoStagingEnv, "")
-		}
+		setPlainCommit(t, plain)
 		s := openSession(t)
 		layout := filepath.Join(t.TempDir(), "layout")
 		if _, err := s.Build(ctx, df, builder.ExportTo("oci:"+layout+":latest"), builder.LayerCompression("none")); err != nil {
@@ -219,11 +215,7 @@ func TestDirectCommitMatchesBuildah(t *testing.T) {
 			}
 			build := func(plain bool) built {
 				t.Helper()
-				if plain {
-					t.Setenv(runners.NoStagingEnv, "1")
-				} else {
-					t.Setenv(runners.NoStagingEnv, "")
-				}
+				setPlainCommit(t, plain)
 				s := openSession(t)
 				layout := filepath.Join(t.TempDir(), "layout")
 				res, err := s.Build(ctx, df, builder.Format(format), builder.ExportTo("oci:"+layout+":latest"), builder.LayerCompression("none"))
@@ -375,11 +367,7 @@ func TestWorkingContainerIsItsLayer(t *testing.T) {
 	df := builder.FromDockerfile(filepath.Join(src, "Dockerfile"), builder.BuildContext("base", builder.FromArchive(base)))
 	build := func(plain bool) (string, int) {
 		t.Helper()
-		if plain {
-			t.Setenv(runners.NoStagingEnv, "1")
-		} else {
-			t.Setenv(runners.NoStagingEnv, "")
-		}
+		setPlainCommit(t, plain)
 		s := openSession(t)
 		stop, seen := make(chan struct{}), make(chan int)
 		go func() {
@@ -437,4 +425,16 @@ func TestWorkingContainerIsItsLayer(t *testing.T) {
 	if _, ok := a.Files["etc/group"]; ok {
 		t.Errorf("/etc/group, removed by a RUN step, is still there")
 	}
+}
+
+// setPlainCommit makes the sessions the test opens next commit the plain
+// way, through Buildah's working containers and commit
+// (STRATA_NO_STAGED_LAYERS=1), or, with plain false, the direct way.
+func setPlainCommit(t *testing.T, plain bool) {
+	t.Helper()
+	v := ""
+	if plain {
+		v = "1"
+	}
+	t.Setenv(runners.NoStagingEnv, v)
 }
